@@ -1,0 +1,101 @@
+"""Process set-up shared by every stage: logging, seeding, device choice and error reporting."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import typer
+
+from privgen.errors import PrivgenError
+
+log = logging.getLogger("privgen")
+
+
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+KEEP_BYTES = 1 << 30
+
+
+def tune_memory_allocator() -> None:
+    """Keep freed memory in the process instead of handing it back to the kernel at once.
+
+    With glibc's defaults, tensors of a few MB come from fresh mmap calls and every page of
+    them faults on first touch. On the 2-core development VM that made elementwise ops on
+    28x28 feature maps about 20 times slower than the same ops on reused memory, and a
+    teacher step about 10 % slower. Does nothing where glibc is not the C library.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform != "linux" or name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES)
+    except (OSError, AttributeError):
+        return
+
+
+def start_stage() -> None:
+    """Set up logging and the memory allocator; the first call of every stage."""
+    setup_logging()
+    tune_memory_allocator()
+
+
+def setup_logging() -> None:
+    """Send privgen's log records to stderr through rich, one line each."""
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)],
+        force=True,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch, and ask PyTorch for deterministic kernels.
+
+    On the CPU this makes a run repeat bit for bit on the same machine and thread count.
+    CUDA kernels without a deterministic variant only warn, so GPU runs can differ slightly.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn `auto`, `cpu`, `cuda` or `cuda:N` into a device, `auto` meaning CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PrivgenError(f"device {name!r} was requested but CUDA is not available; set device to 'auto' or 'cpu'")
+        return torch.device(name)
+    raise PrivgenError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+@contextlib.contextmanager
+def stage_errors() -> Iterator[None]:
+    """Turn a PrivgenError into a one-line message on stderr and exit status 1."""
+    try:
+        yield
+    except PrivgenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(code=1) from None

@@ -1,0 +1,118 @@
+"""End-to-end runs of the DVC pipeline with tiny settings in a temporary copy of the repository."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_copy import TINY_PARAMS, make_pipeline_copy, merge, run
+
+METRIC_FILES = ["data", "teacher", "privacy", "students", "attack"]
+
+
+def declared_outputs(repo: Path) -> list[Path]:
+    """Every path that dvc.yaml declares under outs, metrics or plots of a stage."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    paths = []
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                paths.append(repo / (next(iter(entry)) if isinstance(entry, dict) else entry))
+    return paths
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_metrics(repo: Path) -> dict:
+    return {name: json.loads((repo / "metrics" / f"{name}.json").read_text()) for name in METRIC_FILES}
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> Path:
+    repo = make_pipeline_copy(tmp_path_factory.mktemp("pipeline"))
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+def test_repro_writes_every_declared_output(reproduced):
+    missing = [str(path) for path in declared_outputs(reproduced) if not path.exists()]
+    assert missing == []
+
+
+def test_repro_metrics_present_and_in_range(reproduced):
+    metrics = load_metrics(reproduced)
+    assert metrics["data"]["train"]["total"] == 4000
+    assert metrics["data"]["test"]["total"] == 1000
+    assert metrics["teacher"]["iterations"] == TINY_PARAMS["gan"]["iterations"]
+    privacy = metrics["privacy"]
+    assert privacy["gamma"] == 1e-5
+    assert privacy["mu"] >= privacy["mean_loss"]
+    assert 1 <= privacy["neighbours"] <= TINY_PARAMS["privacy"]["max_neighbours"]
+    assert privacy["pairs"] == TINY_PARAMS["privacy"]["pairs"]
+    assert privacy["extractor"] == "classifier" and privacy["dimension"] == 128
+    for name in ("cnn", "logistic", "mlp"):
+        for source in ("artificial", "real"):
+            assert 0.0 <= metrics["students"][name][source]["test_accuracy"] <= 1.0
+    # Even two epochs on the real split beat chance (0.1) by far.
+    assert metrics["students"]["cnn"]["real"]["test_accuracy"] > 0.8
+    for target in ("mlp_real", "mlp_artificial"):
+        assert len(metrics["attack"][target]["per_class"]) == 10
+        assert 0.0 <= metrics["attack"][target]["mean_nearest_rmse"] <= 1.0
+
+
+def test_artificial_set_is_class_balanced(reproduced):
+    import numpy as np
+
+    with np.load(reproduced / "data/artificial/train.npz") as archive:
+        counts = np.bincount(archive["labels"])
+    assert list(counts) == [TINY_PARAMS["generate"]["size"] // 10] * 10
+
+
+def test_repro_twice_gives_identical_metrics(reproduced, tmp_path):
+    again = make_pipeline_copy(tmp_path / "again")
+    run(["dvc", "repro"], again)
+    assert load_metrics(again) == load_metrics(reproduced)
+
+
+def test_experiment_and_metrics_diff(reproduced):
+    run(["git", "add", "-A"], reproduced)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"], reproduced)
+    run(["dvc", "exp", "run", "-S", "gan.sigma=0"], reproduced)
+    params = yaml.safe_load((reproduced / "params.yaml").read_text())
+    assert params["gan"]["sigma"] == 0
+    diff = run(["dvc", "metrics", "diff", "--json"], reproduced).stdout
+    assert "metrics/teacher.json" in json.loads(diff)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"data": {"dataset": "mnits"}}, "unknown dataset 'mnits'"),
+        ({"gan": {"sigma": -1.0}}, "gan.sigma is -1.0"),
+        ({"gan": {"iterations": 0}}, "gan.iterations is 0"),
+    ],
+)
+def test_bad_param_fails_and_keeps_outputs(tmp_path, overrides, message):
+    repo = make_pipeline_copy(tmp_path / "repo")
+    run(["dvc", "repro", "train_teacher"], repo)
+    outputs = [path for path in declared_outputs(repo) if path.is_file()]
+    before = {path: file_digest(path) for path in outputs}
+
+    params = merge(yaml.safe_load((repo / "params.yaml").read_text()), overrides)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run(["dvc", "repro", "train_teacher"], repo, check=False)
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1 and message in error_lines[0]
+    assert {path: file_digest(path) for path in outputs} == before
+
+
+def test_missing_input_names_file_and_stage(tmp_path):
+    repo = make_pipeline_copy(tmp_path / "repo")
+    result = run(["python", "-m", "stages.train_teacher", "--iterations", "1"], repo, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: image set 'data/prepared/train.npz' is missing")
