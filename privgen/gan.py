@@ -3,7 +3,10 @@
 The layout follows Triastcyn & Faltings, "Generating Artificial Data for Private Deep Learning"
 (arXiv 1803.03148), section 5.2: a critic of four SELU convolutions, a linear layer to a 64-d
 feature vector, the DP layer and a linear output; a generator of one linear layer, three SELU
-transposed convolutions, max pooling down to the image size and tanh.
+transposed convolutions, max pooling down to the image size and tanh. The paper gives no channel
+counts. Here `width` w sets them: the critic has w, 2w, 4w and 4w channels, and the generator
+starts from 2w channels at a quarter of the image size, which at w = 32 on 32x32 images is the
+paper's 4096-d first layer.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -23,6 +24,14 @@ def start_stage() -> None:
     setup_logging()
 
 
+@functools.cache
+def console():
+    """Return the rich console on stderr that log lines and progress bars share."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def setup_logging() -> None:
     """Send privgen's log records to stderr through rich, one line each."""
     from rich.logging import RichHandler
@@ -31,7 +40,7 @@ def setup_logging() -> None:
         level=logging.INFO,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(show_path=False, markup=False, rich_tracebacks=False)],
+        handlers=[RichHandler(console=console(), show_path=False, markup=False, rich_tracebacks=False)],
         force=True,
     )
 

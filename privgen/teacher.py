@@ -22,8 +22,10 @@ import pandas as pd
 import torch
 
 from privgen.data import ImageSet, images_to_tensor, tensor_to_images
+from privgen.distributed import ProcessGroup, any_rank, gather_objects, mean_over_ranks
 from privgen.errors import PrivgenError
 from privgen.files import atomic_path
+from privgen.runtime import console
 from privgen.gan import CONDITIONINGS, NOISE_DIM, Critic, Generator
 
 log = logging.getLogger("privgen.teacher")
@@ -116,12 +118,19 @@ class StopRequest:
 
 
 class TeacherTrainer:
-    """State of one teacher run: networks, optimisers, random generators, iteration and loss history."""
+    """State of one teacher run: networks, optimisers, random generators, iteration and loss history.
 
-    def __init__(self, config: TeacherConfig, train_set: ImageSet, device: torch.device):
+    Under torchrun each process trains on its own batches of `batch_size` images, so the
+    effective batch is batch_size x world_size. DistributedDataParallel averages the gradients
+    of critic and generator, so all processes keep identical weights. Process r draws batches
+    and noise from seed + r; with one process that is the plain seed.
+    """
+
+    def __init__(self, config: TeacherConfig, train_set: ImageSet, device: torch.device, group: ProcessGroup = ProcessGroup()):
         config.validate()
         self.config = config
         self.device = device
+        self.group = group
         self.class_names = train_set.class_names
         self.image_shape = train_set.image_shape
         self.num_classes = train_set.num_classes
@@ -129,21 +138,38 @@ class TeacherTrainer:
         self.real_images = images_to_tensor(train_set.images, device)
         self.real_labels = torch.from_numpy(train_set.labels).to(device)
 
-        torch.manual_seed(config.seed)
+        # Rank 0's initial weights win: DistributedDataParallel broadcasts them to the others.
+        torch.manual_seed(config.seed + group.rank)
         self.generator, self.critic = build_networks(config, self.num_classes, self.image_shape)
         self.generator.to(device)
         self.critic.to(device)
+        # The wrappers that average gradients across processes; the plain modules otherwise.
+        self.generator_trained, self.critic_trained = self.generator, self.critic
+        if group.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.generator_trained = DistributedDataParallel(self.generator, device_ids=device_ids)
+            self.critic_trained = DistributedDataParallel(self.critic, device_ids=device_ids)
         adam = dict(lr=config.learning_rate, betas=(0.0, 0.9))
         self.generator_optimizer = torch.optim.Adam(self.generator.parameters(), **adam)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), **adam)
         # Batches are drawn with their own generator, so resuming restores the exact sequence.
-        self.batch_rng = torch.Generator().manual_seed(config.seed)
+        self.batch_rng = torch.Generator().manual_seed(config.seed + group.rank)
         self.iteration = 0
         self.history: list[dict] = []
 
     # Checkpoints
 
+    def _random_state(self) -> dict:
+        return {
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "batch_rng": self.batch_rng.get_state(),
+        }
+
     def state_dict(self) -> dict:
+        """Return the whole training state; under torchrun a collective call that every process must make."""
         return {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(self.config),
@@ -151,21 +177,34 @@ class TeacherTrainer:
             "data_fingerprint": self.data_fingerprint,
             "class_names": self.class_names,
             "image_shape": list(self.image_shape),
+            "world_size": self.group.world_size,
             "iteration": self.iteration,
             "generator": self.generator.state_dict(),
             "critic": self.critic.state_dict(),
             "generator_optimizer": self.generator_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
-            "cpu_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "batch_rng": self.batch_rng.get_state(),
+            # One entry per process, in rank order.
+            "random_states": gather_objects(self._random_state(), self.group),
             "history": self.history,
         }
 
     def save(self, path: str | Path) -> None:
-        """Write the whole training state atomically, so an interrupted save keeps the previous file."""
-        with atomic_path(path) as temporary:
-            torch.save(self.state_dict(), temporary)
+        """Write the training state atomically from rank 0, so an interrupted save keeps the previous file."""
+        state = self.state_dict()
+        if self.group.is_main:
+            with atomic_path(path) as temporary:
+                torch.save(state, temporary)
+
+    def checkpoint_path(self, folder: str | Path) -> Path:
+        """Return this run's resumable checkpoint in `folder`, named by the hash of its params and data."""
+        return Path(folder) / f"teacher-{self.config.run_key(self.data_fingerprint)}.pt"
+
+    def resume(self, path: str | Path) -> bool:
+        """Load `path` if it exists; return whether training resumes from it."""
+        if not Path(path).is_file():
+            return False
+        self.load(path)
+        return True
 
     def load(self, path: str | Path) -> None:
         """Restore a checkpoint of this same run; raise PrivgenError if it belongs to another."""
@@ -177,14 +216,20 @@ class TeacherTrainer:
                 f"{tuple(state['image_shape'])}, conditioning {state['config']['conditioning']!r}); "
                 "delete it to start a new run"
             )
+        if state["world_size"] != self.group.world_size:
+            raise PrivgenError(
+                f"checkpoint {str(path)!r} was written by {state['world_size']} processes but {self.group.world_size} "
+                f"are running; resume with torchrun --nproc_per_node={state['world_size']}, or delete it to start again"
+            )
         self.generator.load_state_dict(state["generator"])
         self.critic.load_state_dict(state["critic"])
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        torch.set_rng_state(state["cpu_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.batch_rng.set_state(state["batch_rng"])
+        random_state = state["random_states"][self.group.rank]
+        torch.set_rng_state(random_state["cpu_rng"])
+        if random_state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(random_state["cuda_rng"], self.device)
+        self.batch_rng.set_state(random_state["batch_rng"])
         self.iteration = state["iteration"]
         self.history = list(state["history"])
 
@@ -198,14 +243,24 @@ class TeacherTrainer:
     def _noise(self, count: int) -> torch.Tensor:
         return torch.randn(count, NOISE_DIM, device=self.device)
 
-    def _gradient_penalty(self, real_images, fake_images, labels) -> torch.Tensor:
-        """Return the penalty (||grad_x critic(x_hat)||_2 - 1)^2 on random interpolates x_hat."""
-        mix = torch.rand(real_images.size(0), 1, 1, 1, device=self.device)
+    def critic_loss(self, real_images, fake_images, labels, mix) -> dict[str, torch.Tensor]:
+        """Return the WGAN-GP critic loss and its parts for one batch, through the gradient-averaging critic.
+
+        critic(fake) - critic(real) + lambda (||grad_x critic(x_hat)||_2 - 1)^2, with x_hat the
+        interpolates mix * real + (1 - mix) * fake (Gulrajani et al. 2017).
+        """
+        critic_real = self.critic_trained(real_images, labels).mean()
+        critic_fake = self.critic_trained(fake_images, labels).mean()
         interpolates = (mix * real_images + (1 - mix) * fake_images).requires_grad_(True)
-        critic_interpolates = self.critic(interpolates, labels)
+        critic_interpolates = self.critic_trained(interpolates, labels)
         (gradients,) = torch.autograd.grad(critic_interpolates.sum(), interpolates, create_graph=True)
         # -> [B, C*H*W] before the norm
-        return ((gradients.flatten(start_dim=1).norm(dim=1) - 1) ** 2).mean()
+        gradient_penalty = ((gradients.flatten(start_dim=1).norm(dim=1) - 1) ** 2).mean()
+        return {
+            "critic_loss": critic_fake - critic_real + self.config.gradient_penalty * gradient_penalty,
+            "gradient_penalty": gradient_penalty,
+            "wasserstein": critic_real - critic_fake,
+        }
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """Run `critic_iterations` critic updates and one generator update; return the losses as tensors."""
@@ -216,30 +271,26 @@ class TeacherTrainer:
             real_images, labels = self._real_batch()
             with torch.no_grad():
                 fake_images = self.generator(self._noise(len(labels)), labels)
-            critic_real = self.critic(real_images, labels).mean()
-            critic_fake = self.critic(fake_images, labels).mean()
-            gradient_penalty = self._gradient_penalty(real_images, fake_images, labels)
-            critic_loss = critic_fake - critic_real + config.gradient_penalty * gradient_penalty
+            mix = torch.rand(len(labels), 1, 1, 1, device=self.device)
+            critic_losses = self.critic_loss(real_images, fake_images, labels, mix)
             self.critic_optimizer.zero_grad(set_to_none=True)
-            critic_loss.backward()
+            critic_losses["critic_loss"].backward()
             self.critic_optimizer.step()
 
-        # (2) Update the generator on uniformly drawn labels, with the critic frozen.
+        # (2) Update the generator on uniformly drawn labels. The plain critic module scores the
+        # images with its weights frozen, so no critic gradients are computed or averaged.
         self.critic.requires_grad_(False)
         fake_labels = torch.randint(self.num_classes, (config.batch_size,), generator=self.batch_rng).to(self.device)
-        fake_images = self.generator(self._noise(config.batch_size), fake_labels)
+        fake_images = self.generator_trained(self._noise(config.batch_size), fake_labels)
         generator_loss = -self.critic(fake_images, fake_labels).mean()
         self.generator_optimizer.zero_grad(set_to_none=True)
         generator_loss.backward()
         self.generator_optimizer.step()
         self.critic.requires_grad_(True)
 
-        return {
-            "critic_loss": critic_loss.detach(),
-            "gradient_penalty": gradient_penalty.detach(),
-            "wasserstein": (critic_real - critic_fake).detach(),
-            "generator_loss": generator_loss.detach(),
-        }
+        losses = {name: value.detach() for name, value in critic_losses.items()}
+        losses["generator_loss"] = generator_loss.detach()
+        return losses
 
     def train(self, checkpoint_path: str | Path | None = None, progress: bool = True) -> None:
         """Train up to `config.iterations` generator steps, resuming from `self.iteration`.
@@ -256,7 +307,8 @@ class TeacherTrainer:
         interval_sums: dict[str, torch.Tensor] = {}
         interval_start, interval_steps = time.perf_counter(), 0
         columns = (TextColumn("teacher"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with StopRequest() as stop, Progress(*columns, disable=not progress, transient=True) as bar:
+        show_progress = progress and self.group.is_main
+        with StopRequest() as stop, Progress(*columns, console=console(), disable=not show_progress, transient=True) as bar:
             task = bar.add_task("train", total=config.iterations, completed=self.iteration)
             while self.iteration < config.iterations:
                 losses = self.train_step()
@@ -264,8 +316,9 @@ class TeacherTrainer:
                 interval_steps += 1
                 bar.advance(task)
 
-                # Stop on a diverged loss before it reaches a checkpoint.
-                if not all(torch.isfinite(value) for value in losses.values()):
+                # Stop on a diverged loss before it reaches a checkpoint; every process stops together.
+                diverged = not all(torch.isfinite(value) for value in losses.values())
+                if any_rank(diverged, self.group, self.device):
                     values = ", ".join(f"{name} {value.item():.4g}" for name, value in losses.items())
                     raise PrivgenError(
                         f"teacher training diverged at iteration {self.iteration} ({values}); the last good "
@@ -274,10 +327,10 @@ class TeacherTrainer:
                 for name, value in losses.items():
                     interval_sums[name] = interval_sums.get(name, 0) + value
 
-                # Log the interval means and time per step.
+                # Log the interval means over all processes, and the time per step.
                 if self.iteration % config.log_interval == 0 or self.iteration == config.iterations:
-                    row = {"iteration": self.iteration}
-                    row.update({name: round(float(total) / interval_steps, 6) for name, total in interval_sums.items()})
+                    means = mean_over_ranks({name: float(total) / interval_steps for name, total in interval_sums.items()}, self.group, self.device)
+                    row = {"iteration": self.iteration, **{name: round(value, 6) for name, value in means.items()}}
                     self.history.append(row)
                     seconds = (time.perf_counter() - interval_start) / interval_steps
                     log.info(
@@ -287,13 +340,12 @@ class TeacherTrainer:
                     )  # fmt: skip
                     interval_sums, interval_start, interval_steps = {}, time.perf_counter(), 0
 
-                # Save a checkpoint at the interval, and before honouring a stop request.
-                if checkpoint_path is not None and (
-                    self.iteration % config.checkpoint_interval == 0 or stop.signal_number is not None
-                ):
+                # Save a checkpoint at the interval, and before honouring a stop request that any process received.
+                stopping = any_rank(stop.signal_number is not None, self.group, self.device)
+                if checkpoint_path is not None and (self.iteration % config.checkpoint_interval == 0 or stopping):
                     self.save(checkpoint_path)
-                if stop.signal_number is not None:
-                    log.warning("stopped by signal %d at iteration %d; rerun to resume", stop.signal_number, self.iteration)
+                if stopping:
+                    log.warning("stopped by a signal at iteration %d; rerun to resume", self.iteration)
                     raise KeyboardInterrupt
         if checkpoint_path is not None:
             self.save(checkpoint_path)

@@ -4,22 +4,26 @@ Reads data/prepared/train.npz. Writes models/teacher.pt (weights, optimiser stat
 params), plots/teacher_losses.csv (interval means of the losses), plots/teacher_samples.png
 (one row per class) and metrics/teacher.json. A checkpoint of the run is kept under
 models/checkpoints/ so that an interrupted run resumes where it stopped.
+
+Runs as one process, or as several under `torchrun --nproc_per_node=N -m stages.train_teacher`
+(DistributedDataParallel, gloo on CPU, NCCL on CUDA): each process draws its own batches of
+batch_size images, so the effective batch is N x batch_size, and only rank 0 logs and writes.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
 from privgen.data import load_image_set
+from privgen.distributed import start_process_group, stop_process_group
 from privgen.files import write_csv, write_json
 from privgen.gan import CONDITIONINGS
 from privgen.images import save_grid
-from privgen.runtime import resolve_device, seed_everything, start_stage, stage_errors
+from privgen.runtime import seed_everything, stage_errors, start_stage
 from privgen.teacher import TeacherConfig, TeacherTrainer, sample
 
 log = logging.getLogger("privgen.train_teacher")
@@ -37,7 +41,7 @@ def main(
     gradient_penalty: Annotated[float, typer.Option("--gradient_penalty", help="Weight lambda of the gradient penalty.")] = defaults.gradient_penalty,
     batch_size: Annotated[int, typer.Option("--batch_size", help="Images per critic and generator step.")] = defaults.batch_size,
     learning_rate: Annotated[float, typer.Option("--learning_rate", help="Adam learning rate of both networks.")] = defaults.learning_rate,
-    width: Annotated[int, typer.Option("--width", help="Channels of the first critic layer (64 in the paper).")] = defaults.width,
+    width: Annotated[int, typer.Option("--width", help="Network width: channels of the first critic layer; the generator starts with twice as many.")] = defaults.width,
     conditioning: Annotated[str, typer.Option("--conditioning", help=f"How the critic sees the label: {', '.join(CONDITIONINGS)}.")] = defaults.conditioning,
     log_interval: Annotated[int, typer.Option("--log_interval", help="Generator steps per logged loss row.")] = defaults.log_interval,
     checkpoint_interval: Annotated[int, typer.Option("--checkpoint_interval", help="Generator steps between checkpoints.")] = defaults.checkpoint_interval,
@@ -59,27 +63,37 @@ def main(
         )  # fmt: skip
         config.validate()
         train_set = load_image_set(train)
-        run_device = resolve_device(device)
-        seed_everything(seed)
-        trainer = TeacherTrainer(config, train_set, run_device)
-        checkpoint = Path(checkpoint_dir) / f"teacher-{config.run_key(trainer.data_fingerprint)}.pt"
-        if checkpoint.is_file():
-            trainer.load(checkpoint)
-            log.info("resuming from %s at iteration %d", checkpoint, trainer.iteration)
-        log.info(
-            "training teacher on %d images of shape %s on %s: sigma %s, clip_norm %s, conditioning %s, width %d, %d iterations",
-            len(train_set), train_set.image_shape, run_device, sigma, clip_norm, conditioning, width, iterations,
-        )  # fmt: skip
-        trainer.train(checkpoint_path=checkpoint)
-        trainer.save(output)
+        group, run_device = start_process_group(device)
+        if not group.is_main:
+            logging.getLogger("privgen").setLevel(logging.WARNING)
+        try:
+            train_and_write(config, train_set, group, run_device, checkpoint_dir, output, samples, losses, metrics)
+        finally:
+            stop_process_group()
 
-        grid_labels = np.repeat(np.arange(train_set.num_classes), SAMPLES_PER_CLASS)
-        save_grid(samples, sample(trainer.generator.eval(), grid_labels, seed, run_device), columns=SAMPLES_PER_CLASS)
-        history = trainer.history_frame()
-        write_csv(losses, history)
-        final = history.iloc[-1].to_dict()
-        write_json(metrics, {"iterations": trainer.iteration, **{name: final[name] for name in history.columns if name != "iteration"}})
 
+def train_and_write(config: TeacherConfig, train_set, group, run_device, checkpoint_dir, output, samples, losses, metrics) -> None:
+    seed_everything(config.seed)
+    trainer = TeacherTrainer(config, train_set, run_device, group)
+    checkpoint = trainer.checkpoint_path(checkpoint_dir)
+    if trainer.resume(checkpoint):
+        log.info("resuming from %s at iteration %d", checkpoint, trainer.iteration)
+    log.info(
+        "training teacher on %d images of shape %s on %s x %d: sigma %s, clip_norm %s, conditioning %s, width %d, %d iterations",
+        len(train_set), train_set.image_shape, run_device, group.world_size, config.sigma, config.clip_norm,
+        config.conditioning, config.width, config.iterations,
+    )  # fmt: skip
+    trainer.train(checkpoint_path=checkpoint)
+    trainer.save(output)
+    if not group.is_main:
+        return
+
+    grid_labels = np.repeat(np.arange(train_set.num_classes), SAMPLES_PER_CLASS)
+    save_grid(samples, sample(trainer.generator.eval(), grid_labels, config.seed, run_device), columns=SAMPLES_PER_CLASS)
+    history = trainer.history_frame()
+    write_csv(losses, history)
+    final = history.iloc[-1].to_dict()
+    write_json(metrics, {"iterations": trainer.iteration, **{name: final[name] for name in history.columns if name != "iteration"}})
 
 if __name__ == "__main__":
     app()

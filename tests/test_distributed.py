@@ -1,0 +1,130 @@
+"""Teacher training under torch.distributed with two gloo processes on the CPU."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as multiprocessing
+
+from pipeline_copy import make_pipeline_copy, run, tool_environment
+from privgen.data import ImageSet
+from privgen.distributed import ProcessGroup
+from privgen.teacher import TeacherConfig, TeacherTrainer, load_checkpoint
+
+BATCH = 6  # images per process
+
+
+def tiny_set():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 1, 28, 28), dtype=np.uint8)
+    return ImageSet(images, np.arange(40, dtype=np.int64) % 4, ["a", "b", "c", "d"])
+
+
+def fixed_inputs():
+    """Real and fake images, labels and interpolation weights for both processes together."""
+    generator = torch.Generator().manual_seed(7)
+    real = torch.rand(2 * BATCH, 1, 28, 28, generator=generator) * 2 - 1
+    fake = torch.rand(2 * BATCH, 1, 28, 28, generator=generator) * 2 - 1
+    labels = torch.randint(0, 4, (2 * BATCH,), generator=generator)
+    mix = torch.rand(2 * BATCH, 1, 1, 1, generator=generator)
+    return real, fake, labels, mix
+
+
+def config():
+    # sigma = 0: no DP noise, so both runs compute the same function.
+    return TeacherConfig(sigma=0.0, width=4, batch_size=BATCH, seed=5)
+
+
+def critic_gradients(trainer, part):
+    inputs = [tensor[part] for tensor in fixed_inputs()]
+    trainer.critic_optimizer.zero_grad(set_to_none=True)
+    trainer.critic_loss(*inputs)["critic_loss"].backward()
+    return {name: parameter.grad.clone() for name, parameter in trainer.critic.named_parameters()}
+
+
+def ddp_worker(rank, store_file, output_dir):
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=2)
+    trainer = TeacherTrainer(config(), tiny_set(), torch.device("cpu"), ProcessGroup(rank, rank, 2))
+    gradients = critic_gradients(trainer, slice(rank * BATCH, (rank + 1) * BATCH))
+    torch.save(gradients, os.path.join(output_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_ddp_critic_gradients_equal_single_process(tmp_path):
+    multiprocessing.spawn(ddp_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    single = critic_gradients(TeacherTrainer(config(), tiny_set(), torch.device("cpu")), slice(0, 2 * BATCH))
+    for rank in (0, 1):
+        distributed = torch.load(tmp_path / f"rank{rank}.pt")
+        for name, gradient in single.items():
+            assert torch.allclose(distributed[name], gradient, atol=1e-6, rtol=1e-4), f"rank {rank}, {name}"
+
+
+TINY_TEACHER = ["--iterations", "6", "--width", "4", "--batch_size", "8", "--log_interval", "2", "--checkpoint_interval", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def prepared_copy(tmp_path_factory):
+    repo = make_pipeline_copy(tmp_path_factory.mktemp("repo"))
+    run(["python", "-m", "stages.prepare"], repo)
+    return repo
+
+
+def test_torchrun_two_gloo_processes(prepared_copy):
+    environment = {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "stages.train_teacher"]
+    result = subprocess.run(
+        command + TINY_TEACHER + ["--output", "models/ddp.pt", "--checkpoint_dir", "models/ddp_checkpoints", "--metrics", "metrics/ddp.json"],
+        cwd=prepared_copy, env={**tool_environment(), **environment}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_checkpoint(prepared_copy / "models/ddp.pt")
+    assert state["world_size"] == 2
+    assert state["iteration"] == 6
+    assert len(state["random_states"]) == 2
+    # Only rank 0 logs: one line per logged interval, not two.
+    assert result.stderr.count("iteration 6/6") == 1
+
+
+def train_command(output):
+    return [
+        "python", "-m", "stages.train_teacher", "--iterations", "40", "--width", "4", "--batch_size", "8",
+        "--log_interval", "5", "--checkpoint_interval", "5", "--device", "cpu", "--output", output,
+        "--checkpoint_dir", "models/resume_checkpoints", "--metrics", "metrics/resume.json",
+    ]  # fmt: skip
+
+
+def test_interrupted_stage_resumes_to_same_weights(prepared_copy):
+    run(train_command("models/uninterrupted.pt"), prepared_copy)
+    # The uninterrupted run left its checkpoint; remove it so the next run starts from scratch.
+    for checkpoint in (prepared_copy / "models/resume_checkpoints").glob("*.pt"):
+        checkpoint.unlink()
+
+    process = subprocess.Popen(train_command("models/resumed.pt"), cwd=prepared_copy, env=tool_environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list((prepared_copy / "models/resume_checkpoints").glob("*.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode != 0
+    checkpoint = next((prepared_copy / "models/resume_checkpoints").glob("*.pt"))
+    stopped_at = load_checkpoint(checkpoint)["iteration"]
+    assert 0 < stopped_at < 40
+    assert not (prepared_copy / "models/resumed.pt").exists()
+
+    result = run(train_command("models/resumed.pt"), prepared_copy)
+    assert "resuming from" in result.stderr
+    assert f"at iteration {stopped_at}" in result.stderr
+    uninterrupted = load_checkpoint(prepared_copy / "models/uninterrupted.pt")
+    resumed = load_checkpoint(prepared_copy / "models/resumed.pt")
+    assert resumed["iteration"] == 40
+    for part in ("generator", "critic"):
+        for name, value in uninterrupted[part].items():
+            assert torch.equal(value, resumed[part][name]), f"{part}.{name}"
