@@ -24,7 +24,7 @@ CHILD = """
 import json, sys, time, torch
 sys.path.insert(0, {root!r})
 from privgen import gan
-from privgen.data import prepare_dataset
+from privgen.datasets import prepare_dataset
 from privgen.teacher import TeacherConfig, TeacherTrainer
 if {torch_selu}:
     gan.SELU, gan.selu = torch.nn.SELU, torch.selu

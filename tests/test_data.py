@@ -5,7 +5,6 @@ from privgen.data import (
     ImageSet,
     images_to_tensor,
     load_image_set,
-    prepare_dataset,
     save_image_set,
     stratified_split,
     tensor_to_images,
@@ -20,14 +19,6 @@ def small_set(count=100, classes=4):
     return ImageSet(images, labels, [f"c{index}" for index in range(classes)])
 
 
-def test_prepare_mnist5k_split_sizes():
-    train, test = prepare_dataset("mnist5k", 0.2, seed=1)
-    assert len(train) == 4000 and len(test) == 1000
-    assert set(train.counts_per_class().values()) == {400}
-    assert set(test.counts_per_class().values()) == {100}
-    assert train.images.dtype == np.uint8 and train.images.shape[1:] == (1, 28, 28)
-
-
 def test_stratified_split_is_seeded_and_disjoint():
     image_set = small_set()
     first_train, first_test = stratified_split(image_set, 0.25, seed=3)
@@ -36,11 +27,6 @@ def test_stratified_split_is_seeded_and_disjoint():
     assert np.array_equal(first_train.images, second_train.images)
     assert not np.array_equal(first_train.images, other_train.images)
     assert len(first_train) + len(first_test) == len(image_set)
-
-
-def test_unknown_dataset_names_choices():
-    with pytest.raises(PrivgenError, match="unknown dataset 'mnits'.*mnist5k"):
-        prepare_dataset("mnits", 0.2, seed=0)
 
 
 def test_image_set_round_trip(tmp_path):
