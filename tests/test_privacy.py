@@ -148,6 +148,21 @@ def test_memorising_release_leaks_more_than_independent_one():
     assert leaky.bound.mean > 5 * fresh.bound.mean
 
 
+def test_one_to_one_copy_looks_like_independent_sample():
+    # Removing the k points nearest to r changes the density of a one-to-one copy of the real set
+    # as much as that of an independent sample, so the estimate cannot tell them apart. The
+    # membership-inference attack on the release (distance to the nearest artificial image) is
+    # what exposes such a copy.
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(10, 8)) * 4
+    real = centres[rng.integers(0, 10, 600)] + rng.normal(size=(600, 8))
+    independent = centres[rng.integers(0, 10, 600)] + rng.normal(size=(600, 8))
+    copied = estimate_privacy(real, real[rng.permutation(600)], 3, pairs=200, kl_k=1, gamma=1e-5, seed=0)
+    fresh = estimate_privacy(real, independent, 3, pairs=200, kl_k=1, gamma=1e-5, seed=0)
+    assert copied.bound.mu < 1.5 * fresh.bound.mu
+    assert copied.bound.mu > fresh.bound.mu / 1.5
+
+
 def test_auto_neighbours_reaches_real_vs_artificial_kl():
     rng = np.random.default_rng(6)
     real = rng.normal(size=(400, 4))
