@@ -81,8 +81,11 @@ def write_report(folder: str | Path, datasheet: dict, inputs: ReportInputs) -> N
 
 
 def cell(value) -> str:
+    """Format one table cell, numbers right-aligned."""
     text = html.escape(format_value(value))
-    return f'<td class="number">{text}</td>' if isinstance(value, (int, float)) and not isinstance(value, bool) else f"<td>{text}</td>"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f'<td class="number">{text}</td>'
+    return f"<td>{text}</td>"
 
 
 def table(header: list[str], rows: list[list]) -> str:
