@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.remove(temporary)
 
 
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder beside `path`; swap it in for `path` only if the block succeeds.
+
+    The swap is two renames: the previous folder moves aside, the new one takes its name, and
+    only then is the previous one deleted. A crash between the two renames leaves no folder at
+    `path` but the previous one intact as a hidden `.NAME.*.old` folder beside it.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise PrivgenError(f"output {str(target)!r} is a file, not a folder; delete it or choose another path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
+    try:
+        yield temporary
+        # mkdtemp creates the folder as 0700; give it the permissions a plain mkdir would.
+        os.chmod(temporary, 0o777 & ~_current_umask())
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+            os.replace(target, retired)  # a folder may replace an empty folder on POSIX
+            os.replace(temporary, target)
+            shutil.rmtree(retired)
+        else:
+            os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -47,6 +78,15 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
     """Write a data frame as CSV without its index, atomically."""
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Return the SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def require_file(path: str | Path, produced_by: str) -> Path:

@@ -1,4 +1,4 @@
-"""PNG grids of uint8 images."""
+"""PNG files of uint8 images: grids for figures and single images for the release."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from privgen.errors import PrivgenError
 from privgen.files import atomic_path
 
 
@@ -24,10 +25,26 @@ def tile(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
     return canvas
 
 
+def to_picture(pixels: np.ndarray) -> Image.Image:
+    """Wrap a uint8 H x W x C array with 1 (grey) or 3 (RGB) channels as a PIL image."""
+    channels = pixels.shape[2]
+    if channels not in (1, 3):
+        raise PrivgenError(f"images have {channels} channels; PNG output supports 1 (grey) or 3 (RGB)")
+    return Image.fromarray(np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels))
+
+
+def save_png(path: str | Path, image: np.ndarray) -> None:
+    """Write one uint8 C x H x W image as a PNG of its own size, grey for 1 channel and RGB for 3.
+
+    The file is written in place, not atomically: callers build such files inside a temporary
+    folder (see `privgen.files.atomic_directory`).
+    """
+    to_picture(image.transpose(1, 2, 0)).save(path, format="PNG")
+
+
 def save_grid(path: str | Path, images: np.ndarray, columns: int, scale: int = 2) -> None:
     """Write uint8 images as a PNG grid with `columns` per row, enlarged `scale` times, atomically."""
-    canvas = tile(images, columns)
-    picture = Image.fromarray(canvas[..., 0] if canvas.shape[2] == 1 else canvas)
+    picture = to_picture(tile(images, columns))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     with atomic_path(path) as temporary:

@@ -9,7 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
+from privgen.errors import PrivgenError  # noqa: E402
 from privgen.files import atomic_path  # noqa: E402
 
 
@@ -19,6 +21,30 @@ def save_histogram(path: str | Path, values: np.ndarray, xlabel: str, title: str
     axes.set_xlabel(xlabel)
     axes.set_ylabel("count")
     axes.set_title(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", metadata={"Software": None})
+    plt.close(figure)
+
+
+# Columns of plots/teacher_losses.csv, as written by the train_teacher stage.
+LOSS_COLUMNS = ("critic_loss", "wasserstein", "generator_loss", "gradient_penalty")
+
+
+def save_loss_curves(path: str | Path, losses: pd.DataFrame) -> None:
+    """Draw the teacher's logged losses against the iteration: the gradient penalty on its own axes, being much smaller."""
+    missing = [name for name in ("iteration", *LOSS_COLUMNS) if name not in losses.columns]
+    if missing:
+        raise PrivgenError(f"teacher loss series lacks the column(s) {missing}; rerun the train_teacher stage")
+    figure, (loss_axes, penalty_axes) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    for name in LOSS_COLUMNS[:3]:
+        loss_axes.plot(losses["iteration"], losses[name], marker=".", label=name)
+    loss_axes.set_xlabel("generator iteration")
+    loss_axes.set_title("critic and generator")
+    loss_axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="small", frameon=False)
+    penalty_axes.plot(losses["iteration"], losses["gradient_penalty"], marker=".", color="#c44e52")
+    penalty_axes.set_xlabel("generator iteration")
+    penalty_axes.set_title("gradient penalty")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", metadata={"Software": None})

@@ -72,10 +72,46 @@ def test_artificial_set_is_class_balanced(reproduced):
     assert list(counts) == [TINY_PARAMS["generate"]["size"] // 10] * 10
 
 
+def test_repro_writes_release_and_report(reproduced):
+    import numpy as np
+    from torchvision.datasets import ImageFolder
+
+    from privgen.data import load_image_set
+    from privgen.report import report_problems
+
+    artificial = load_image_set(reproduced / "data/artificial/train.npz")
+    released = load_image_set(reproduced / "release/artificial.npz")
+    assert np.array_equal(released.images, artificial.images)
+    assert np.array_equal(released.labels, artificial.labels)
+    folder = ImageFolder(reproduced / "release/images")
+    assert len(folder) == TINY_PARAMS["generate"]["size"]
+    assert [folder.class_to_idx[name] for name in sorted(folder.class_to_idx)] == list(range(10))
+    assert [target for _, target in folder.samples] == artificial.labels.tolist()
+
+    real_pixels = {image.tobytes() for split in ("train", "test") for image in load_image_set(reproduced / f"data/prepared/{split}.npz").images}
+    for path, _ in folder.samples:
+        assert np.asarray(folder.loader(path))[..., 0][None].tobytes() not in real_pixels, path
+
+    datasheet = json.loads((reproduced / "release/datasheet.json").read_text())
+    metrics = load_metrics(reproduced)
+    assert datasheet["privacy"]["mu"] == metrics["privacy"]["mu"]
+    assert datasheet["teacher"]["iterations_trained"] == TINY_PARAMS["gan"]["iterations"]
+    assert datasheet["checks"] == {"real_images_compared": 5000, "exact_copies_of_real_images": 0}
+    assert report_problems(reproduced / "report") == []
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], reproduced).stdout
+
+
 def test_repro_twice_gives_identical_metrics(reproduced, tmp_path):
     again = make_pipeline_copy(tmp_path / "again")
     run(["dvc", "repro"], again)
     assert load_metrics(again) == load_metrics(reproduced)
+    # The images, npz and labels of the release repeat byte for byte. datasheet.json differs
+    # because it records the digest of models/teacher.pt, whose bytes change from run to run:
+    # torch.save names the folder inside its zip file after the random temporary file name.
+    for name in ("artificial.npz", "labels.csv", "DATASHEET.md"):
+        assert file_digest(again / "release" / name) == file_digest(reproduced / "release" / name), name
+    images = sorted((reproduced / "release/images").rglob("*.png"))
+    assert [file_digest(path) for path in images] == [file_digest(again / path.relative_to(reproduced)) for path in images]
 
 
 def test_experiment_and_metrics_diff(reproduced):
