@@ -8,13 +8,12 @@ import torch
 from torch import nn
 
 from privgen.errors import PrivgenError
-from privgen.files import atomic_path
+from privgen.files import save_torch
 from privgen.students import build_student
 
 
 def save_student(path: str | Path, name: str, model: nn.Module, image_shape, num_classes: int) -> None:
-    with atomic_path(path) as temporary:
-        torch.save({"student": name, "image_shape": list(image_shape), "num_classes": num_classes, "state_dict": model.state_dict()}, temporary)
+    save_torch(path, {"student": name, "image_shape": list(image_shape), "num_classes": num_classes, "state_dict": model.state_dict()})
 
 
 def load_student(path: str | Path, device: torch.device) -> nn.Module:

@@ -74,6 +74,23 @@ def write_json(path: str | Path, payload: dict) -> None:
         temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
+def save_torch(path: str | Path, payload) -> None:
+    """Write `payload` with torch.save, atomically, with the same bytes for the same payload.
+
+    torch.save names the archive's inner folder after the file it writes, so writing straight
+    to a random temporary name would make every file differ. Serialising to memory first keeps
+    the bytes reproducible, which DVC hashes rely on.
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(buffer.getvalue())
+
+
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
     """Write a data frame as CSV without its index, atomically."""
     with atomic_path(path) as temporary:

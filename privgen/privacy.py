@@ -36,8 +36,8 @@ def distance_floor(distances: np.ndarray) -> float:
 def perez_cruz_kl(p_samples: np.ndarray, q_samples: np.ndarray, kl_k: int = 1) -> float:
     """Estimate KL(P || Q) from samples of two distributions with the k-NN estimator of Perez-Cruz (2008).
 
-    KL ~ (d/n) sum_i log(nu(i) / rho(i)) + log(m / (n - 1)), where n and m are the sample
-    counts of P and Q, d the dimension, rho(i) the distance from p_i to its kl_k-th nearest
+    KL ~ (d/n) sum_i log(nu(i) / rho(i)) + log(m / (n - 1)), with n and m the sample counts of
+    P and Q and d the dimension. rho(i) is the distance from p_i to its kl_k-th nearest
     neighbour among the other P samples, and nu(i) the distance from p_i to its kl_k-th nearest
     Q sample. The two sets are taken as distinct points, so no p_i is removed from Q.
     """
@@ -89,9 +89,9 @@ class RemovalIndex:
             np.concatenate([removed] + [self.reverse_owners[self.reverse_offsets[j] : self.reverse_offsets[j + 1]] for j in removed])
         )
         rows = self.indices[affected]
-        kept = ~np.isin(rows, removed)
+        surviving = ~np.isin(rows, removed)
         # Column of each row's kl_k-th neighbour that survives the removal.
-        column = np.argmax(np.cumsum(kept, axis=1) == self.kl_k, axis=1)
+        column = np.argmax(np.cumsum(surviving, axis=1) == self.kl_k, axis=1)
         nu = self.distances[affected, column]
         log_ratio = np.log(np.maximum(nu, self.floor)) - self.log_rho[affected]
         remaining = self.count - len(removed)

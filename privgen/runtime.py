@@ -33,16 +33,19 @@ def console():
 
 
 def setup_logging() -> None:
-    """Send privgen's log records to stderr through rich, one line each."""
-    from rich.logging import RichHandler
+    """Send privgen's log records to stderr, one line each: through rich on a terminal, plain otherwise.
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console(), show_path=False, markup=False, rich_tracebacks=False)],
-        force=True,
-    )
+    Plain lines keep logs captured by DVC, CI or a file unwrapped and greppable.
+    """
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=console(), show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def seed_everything(seed: int) -> None:

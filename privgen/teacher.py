@@ -24,7 +24,7 @@ import torch
 from privgen.data import ImageSet, images_to_tensor, tensor_to_images
 from privgen.distributed import ProcessGroup, any_rank, gather_objects, mean_over_ranks
 from privgen.errors import PrivgenError
-from privgen.files import atomic_path
+from privgen.files import save_torch
 from privgen.runtime import console
 from privgen.gan import CONDITIONINGS, NOISE_DIM, Critic, Generator
 
@@ -192,8 +192,7 @@ class TeacherTrainer:
         """Write the training state atomically from rank 0, so an interrupted save keeps the previous file."""
         state = self.state_dict()
         if self.group.is_main:
-            with atomic_path(path) as temporary:
-                torch.save(state, temporary)
+            save_torch(path, state)
 
     def checkpoint_path(self, folder: str | Path) -> Path:
         """Return this run's resumable checkpoint in `folder`, named by the hash of its params and data."""

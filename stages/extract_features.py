@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import torch
 import typer
 
 from privgen.data import load_image_set
 from privgen.features import EXTRACTORS, check_extractor, extract_features
-from privgen.files import atomic_path, write_json
+from privgen.files import atomic_path, save_torch, write_json
 from privgen.runtime import resolve_device, seed_everything, stage_errors, start_stage
 
 log = logging.getLogger("privgen.extract_features")
@@ -57,8 +56,7 @@ def main(
         save_array(output / "real.npy", real_features)
         save_array(output / "artificial.npy", artificial_features)
         write_json(output / "info.json", {"extractor": extractor, "dimension": int(real_features.shape[1])})
-        with atomic_path(extractor_output) as temporary:
-            torch.save(description, temporary)
+        save_torch(extractor_output, description)
         log.info("%s features of dimension %d for %d real and %d artificial images", extractor, real_features.shape[1], len(real_features), len(artificial_features))
 
 
