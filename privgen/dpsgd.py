@@ -108,6 +108,8 @@ def train_dp_student(name: str, train_set: ImageSet, config: DPSGDConfig, device
     # Seeded generators make the batches and the noise repeat for a seed. Opacus's secure_mode
     # draws both from the operating system's random source instead, which a production release needs.
     sampling_generator = torch.Generator().manual_seed(seed)
+    # Opacus 1.6 draws the noise on the parameters' device with this generator, so it lives there too.
+    # NOTE: only CPU runs are tested; training on CUDA has not been run.
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     loader = DataLoader(dataset, batch_size=config.batch_size, generator=sampling_generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
