@@ -141,3 +141,45 @@ def extract_features(
     model = train_feature_classifier(real_train, TrainingConfig(epochs=epochs, patience=epochs, seed=seed), device)
     description["state_dict"] = model.state_dict()
     return classifier_features(model, real_train, device), classifier_features(model, artificial, device), description
+
+
+class FeatureSpace:
+    """A saved feature extractor that maps image sets into the space that estimate_privacy searched."""
+
+    def __init__(self, extractor: str, model: torch.nn.Module | None, device: torch.device):
+        self.extractor = extractor
+        self.model = model
+        self.device = device
+
+    def transform(self, image_set: ImageSet) -> np.ndarray:
+        """Return the features (float32, N x d) of `image_set`, as extract_features computed them."""
+        if self.extractor == "pixels":
+            return pixel_features(image_set)
+        if self.extractor == "inception":
+            return inception_features(self.model, image_set, self.device)
+        return classifier_features(self.model, image_set, self.device)
+
+
+def load_feature_space(path: str | Path, device: torch.device, inception_weights: str = "") -> FeatureSpace:
+    """Rebuild the extractor that extract_features saved to `path`.
+
+    The `inception` extractor's weights are not saved with it, so they are read again from
+    `inception_weights`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PrivgenError(f"feature extractor {str(path)!r} is missing; run the extract_features stage first (or `dvc repro`)")
+    try:
+        description = torch.load(path, map_location="cpu", weights_only=True)
+        extractor = description["extractor"]
+        check_extractor(extractor)
+        if extractor == "pixels":
+            return FeatureSpace(extractor, None, device)
+        if extractor == "inception":
+            return FeatureSpace(extractor, load_inception(inception_weights, device), device)
+        channels, height, _ = description["image_shape"]
+        model = ConvStudent(channels, height, description["num_classes"])
+        model.load_state_dict(description["state_dict"])
+    except (KeyError, ValueError, RuntimeError, OSError, EOFError) as error:
+        raise PrivgenError(f"feature extractor {str(path)!r} is unreadable ({type(error).__name__}); rerun extract_features") from None
+    return FeatureSpace(extractor, model.to(device).eval(), device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from privgen.errors import PrivgenError
 from privgen.files import atomic_path
@@ -42,10 +42,32 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
     to_picture(image.transpose(1, 2, 0)).save(path, format="PNG")
 
 
-def save_grid(path: str | Path, images: np.ndarray, columns: int, scale: int = 2) -> None:
-    """Write uint8 images as a PNG grid with `columns` per row, enlarged `scale` times, atomically."""
+def grid_picture(images: np.ndarray, columns: int, scale: int = 2) -> Image.Image:
+    """Lay out uint8 images as a grid with `columns` per row, enlarged `scale` times."""
     picture = to_picture(tile(images, columns))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    return picture
+
+
+def save_grid(path: str | Path, images: np.ndarray, columns: int, scale: int = 2) -> None:
+    """Write uint8 images as a PNG grid with `columns` per row, enlarged `scale` times, atomically."""
+    picture = grid_picture(images, columns, scale)
     with atomic_path(path) as temporary:
         picture.save(temporary, format="PNG")
+
+
+def save_labelled_rows(path: str | Path, rows: list[np.ndarray], labels: list[str], scale: int = 2, label_width: int = 110) -> None:
+    """Write rows of uint8 images (each N x C x H x W, N the same for all) as a PNG grid, each row named at its left, atomically."""
+    columns = len(rows[0])
+    picture = grid_picture(np.concatenate(rows), columns, scale)
+    labelled = Image.new(picture.mode, (picture.width + label_width, picture.height), "white")
+    labelled.paste(picture, (label_width, 0))
+    draw = ImageDraw.Draw(labelled)
+    font = ImageFont.load_default()
+    row_height = picture.height / len(rows)
+    black = 0 if picture.mode == "L" else (0, 0, 0)
+    for index, label in enumerate(labels):
+        draw.text((4, (index + 0.5) * row_height), label, fill=black, font=font, anchor="lm")
+    with atomic_path(path) as temporary:
+        labelled.save(temporary, format="PNG")

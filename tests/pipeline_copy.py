@@ -20,7 +20,7 @@ TINY_PARAMS = {
     "features": {"epochs": 1},
     "privacy": {"pairs": 30, "max_neighbours": 5},
     "students": {"epochs": 2, "patience": 1},
-    "attack": {"max_steps": 5, "window": 2},
+    "attack": {"max_steps": 5, "window": 2, "dp_epochs": 1, "evaluator_epochs": 1, "bootstrap_resamples": 20},
     "device": "cpu",
 }
 

@@ -5,7 +5,7 @@ from torchvision.models.inception import Inception3
 
 from privgen.data import ImageSet
 from privgen.errors import PrivgenError
-from privgen.features import extract_features, load_inception
+from privgen.features import extract_features, load_feature_space, load_inception
 
 CPU = torch.device("cpu")
 
@@ -97,3 +97,35 @@ def test_unknown_extractor():
 def test_mismatched_image_shapes():
     with pytest.raises(PrivgenError, match="shape"):
         extract_features("pixels", tiny_images(size=28), tiny_images(size=32), CPU)
+
+
+@pytest.mark.parametrize("extractor", ["classifier", "pixels"])
+def test_feature_space_reproduces_saved_features(tmp_path, extractor):
+    rng = np.random.default_rng(2)
+    images = ImageSet(rng.integers(0, 256, (40, 1, 28, 28), dtype=np.uint8), np.arange(40, dtype=np.int64) % 2, ["a", "b"])
+    real, _, description = extract_features(extractor, images, images.subset(np.arange(5)), CPU, epochs=1)
+    path = tmp_path / "feature_extractor.pt"
+    torch.save(description, path)
+    space = load_feature_space(path, CPU)
+    assert space.extractor == extractor
+    assert np.allclose(space.transform(images), real, atol=1e-5)
+
+
+def test_feature_space_of_inception_reads_weights_again(tmp_path, inception_file):
+    weights, _ = inception_file
+    images = tiny_images(1)
+    real, _, description = extract_features("inception", images, images, CPU, inception_weights=str(weights))
+    path = tmp_path / "feature_extractor.pt"
+    torch.save(description, path)
+    assert np.allclose(load_feature_space(path, CPU, str(weights)).transform(images), real, atol=1e-4)
+    with pytest.raises(PrivgenError, match="features.inception_weights is empty"):
+        load_feature_space(path, CPU, "")
+
+
+def test_feature_space_missing_or_damaged_file(tmp_path):
+    with pytest.raises(PrivgenError, match="is missing; run the extract_features stage"):
+        load_feature_space(tmp_path / "absent.pt", CPU)
+    damaged = tmp_path / "damaged.pt"
+    torch.save({"extractor": "classifier"}, damaged)
+    with pytest.raises(PrivgenError, match="is unreadable \\(KeyError\\); rerun extract_features"):
+        load_feature_space(damaged, CPU)

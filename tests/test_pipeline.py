@@ -59,9 +59,30 @@ def test_repro_metrics_present_and_in_range(reproduced):
             assert 0.0 <= metrics["students"][name][source]["test_accuracy"] <= 1.0
     # Even two epochs on the real split beat chance (0.1) by far.
     assert metrics["students"]["cnn"]["real"]["test_accuracy"] > 0.8
-    for target in ("mlp_real", "mlp_artificial"):
-        assert len(metrics["attack"][target]["per_class"]) == 10
-        assert 0.0 <= metrics["attack"][target]["mean_nearest_rmse"] <= 1.0
+    attack = metrics["attack"]
+    for target in ("mlp_real", "mlp_artificial", "mlp_dpsgd"):
+        assert len(attack[target]["per_class"]) == 10
+        assert 0.0 <= attack[target]["mean_nearest_rmse"] <= 1.0
+        assert attack[target]["mean_nearest_feature_distance"] > 0.0
+        assert attack[target]["mean_class_mean_feature_distance"] > 0.0
+        assert attack[target]["recognition_rate"] in [index / 10 for index in range(11)]
+        assert 0.0 <= attack[target]["mean_evaluator_probability"] <= 1.0
+    dpsgd = attack["dpsgd"]
+    assert 0 < dpsgd["epsilon"] <= 1.0 and dpsgd["delta"] == 1e-5
+    assert dpsgd["steps"] == TINY_PARAMS["attack"]["dp_epochs"] * 32  # 4,000 images at an expected batch of 128
+    assert 0.0 <= dpsgd["test_accuracy"] <= 1.0
+    assert attack["feature_space"] == {"extractor": "classifier", "dimension": 128}
+    assert attack["evaluator"]["real_train_accuracy"] > 0.5
+    release = attack["membership"]["release"]
+    assert release["space"] == "pixels"
+    assert release["members"] == 4000 and release["non_members"] == 1000
+    assert 0.0 <= release["auc_low"] <= release["auc_high"] <= 1.0
+    assert 0.0 <= release["auc"] <= 1.0
+    for name in ("cnn_real", "cnn_artificial", "mlp_real", "mlp_artificial", "mlp_dpsgd"):
+        student = attack["membership"]["students"][name]
+        assert 0.0 <= student["auc_low"] <= student["auc_high"] <= 1.0
+        assert 0.0 <= student["auc"] <= 1.0
+        assert -1.0 <= student["advantage"] <= 1.0
 
 
 def test_artificial_set_is_class_balanced(reproduced):
