@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from privgen.data import ImageSet, load_mnist5k
+from privgen.data import ImageSet
+from privgen.datasets import load_mnist5k
 from privgen.errors import PrivgenError
 from privgen.membership import bootstrap_auc_interval, loss_threshold_attack, per_example_losses, release_membership, roc_auc
 from privgen.students import MLPStudent, TrainingConfig, build_student, train_student
