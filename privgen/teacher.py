@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from privgen.data import ImageSet, images_to_tensor, tensor_to_images
+from privgen.data import ImageSet, images_to_tensor
 from privgen.distributed import ProcessGroup, any_rank, gather_objects, mean_over_ranks
 from privgen.errors import PrivgenError
 from privgen.files import save_torch
-from privgen.runtime import console
 from privgen.gan import CONDITIONINGS, NOISE_DIM, Critic, Generator
+from privgen.runtime import console
 
 log = logging.getLogger("privgen.teacher")
 
@@ -365,30 +365,3 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PrivgenError(f"teacher checkpoint {str(path)!r} is not a privgen teacher checkpoint; delete it and retrain")
     return state
-
-
-def load_generator(path: str | Path, device: torch.device) -> tuple[Generator, dict]:
-    """Rebuild the trained generator from a checkpoint; return it in eval mode with the checkpoint's metadata."""
-    state = load_checkpoint(path)
-    config = TeacherConfig(**state["config"])
-    generator, _ = build_networks(config, len(state["class_names"]), tuple(state["image_shape"]))
-    generator.load_state_dict(state["generator"])
-    generator.to(device).eval()
-    return generator, state
-
-
-@torch.no_grad()
-def sample(generator: Generator, labels: np.ndarray, seed: int, device: torch.device, batch_size: int = 500) -> np.ndarray:
-    """Draw one uint8 image per label from the generator with noise seeded by `seed`."""
-    noise_rng = torch.Generator().manual_seed(seed)
-    batches = []
-    for start in range(0, len(labels), batch_size):
-        batch_labels = torch.from_numpy(labels[start : start + batch_size]).to(device)
-        noise = torch.randn(len(batch_labels), NOISE_DIM, generator=noise_rng).to(device)
-        batches.append(tensor_to_images(generator(noise, batch_labels)))
-    return np.concatenate(batches) if batches else np.zeros((0,), dtype=np.uint8)
-
-
-def balanced_labels(count: int, num_classes: int) -> np.ndarray:
-    """Return `count` labels cycling through the classes, so every class gets count/num_classes (rounded)."""
-    return np.arange(count, dtype=np.int64) % num_classes

@@ -16,7 +16,7 @@ from privgen.data import ImageSet, load_image_set, save_image_set
 from privgen.errors import PrivgenError
 from privgen.images import save_grid
 from privgen.runtime import resolve_device, seed_everything, start_stage, stage_errors
-from privgen.teacher import balanced_labels, load_generator, sample
+from privgen.sampling import balanced_labels, load_generator, sample
 
 log = logging.getLogger("privgen.generate")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

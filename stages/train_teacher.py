@@ -24,7 +24,8 @@ from privgen.files import write_csv, write_json
 from privgen.gan import CONDITIONINGS
 from privgen.images import save_grid
 from privgen.runtime import seed_everything, stage_errors, start_stage
-from privgen.teacher import TeacherConfig, TeacherTrainer, sample
+from privgen.sampling import sample
+from privgen.teacher import TeacherConfig, TeacherTrainer
 
 log = logging.getLogger("privgen.train_teacher")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -19,7 +19,8 @@ import torch
 from privgen.data import ImageSet, save_image_set, stratified_split
 from privgen.datasets import load_mnist5k
 from privgen.files import write_csv, write_json
-from privgen.teacher import TeacherConfig, TeacherTrainer, sample
+from privgen.sampling import sample
+from privgen.teacher import TeacherConfig, TeacherTrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")

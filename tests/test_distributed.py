@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as multiprocessing
 
-from pipeline_copy import make_pipeline_copy, run, tool_environment
+from pipeline_copy import TINY_PARAMS, make_pipeline_copy, merge, run, tool_environment
 from privgen.data import ImageSet
 from privgen.distributed import ProcessGroup
 from privgen.teacher import TeacherConfig, TeacherTrainer, load_checkpoint
@@ -66,9 +65,6 @@ def test_ddp_critic_gradients_equal_single_process(tmp_path):
             assert torch.allclose(distributed[name], gradient, atol=1e-6, rtol=1e-4), f"rank {rank}, {name}"
 
 
-TINY_TEACHER = ["--iterations", "6", "--width", "4", "--batch_size", "8", "--log_interval", "2", "--checkpoint_interval", "2", "--device", "cpu"]
-
-
 @pytest.fixture(scope="module")
 def prepared_copy(tmp_path_factory):
     repo = make_pipeline_copy(tmp_path_factory.mktemp("repo"))
@@ -76,20 +72,18 @@ def prepared_copy(tmp_path_factory):
     return repo
 
 
-def test_torchrun_two_gloo_processes(prepared_copy):
-    environment = {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "stages.train_teacher"]
-    result = subprocess.run(
-        command + TINY_TEACHER + ["--output", "models/ddp.pt", "--checkpoint_dir", "models/ddp_checkpoints", "--metrics", "metrics/ddp.json"],
-        cwd=prepared_copy, env={**tool_environment(), **environment}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def test_torchrun_launcher_trains_two_gloo_processes(tmp_path):
+    repo = make_pipeline_copy(tmp_path / "repo", merge(TINY_PARAMS, {"launcher": "torchrun --standalone --nproc_per_node=2"}))
+    environment = {**tool_environment(), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["dvc", "repro", "train_teacher"], cwd=repo, env=environment, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    state = load_checkpoint(prepared_copy / "models/ddp.pt")
+    state = load_checkpoint(repo / "models/teacher.pt")
     assert state["world_size"] == 2
-    assert state["iteration"] == 6
+    assert state["iteration"] == TINY_PARAMS["gan"]["iterations"]
     assert len(state["random_states"]) == 2
-    # Only rank 0 logs: one line per logged interval, not two.
-    assert result.stderr.count("iteration 6/6") == 1
+    # Only rank 0 logs: one line for the last interval, not two.
+    last = TINY_PARAMS["gan"]["iterations"]
+    assert (result.stdout + result.stderr).count(f"iteration {last}/{last}") == 1
 
 
 def train_command(output):

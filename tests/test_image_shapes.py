@@ -6,7 +6,8 @@ import torch
 
 from privgen.data import ImageSet
 from privgen.students import STUDENTS, TrainingConfig, build_student, evaluate, train_student
-from privgen.teacher import TeacherConfig, TeacherTrainer, sample
+from privgen.sampling import sample
+from privgen.teacher import TeacherConfig, TeacherTrainer
 
 CPU = torch.device("cpu")
 SHAPES = [(3, 32, 32), (3, 48, 48)]

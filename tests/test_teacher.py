@@ -8,7 +8,8 @@ import torch
 
 from privgen.data import ImageSet
 from privgen.errors import PrivgenError
-from privgen.teacher import TeacherConfig, TeacherTrainer, balanced_labels, load_generator, sample
+from privgen.sampling import balanced_labels, load_generator, sample
+from privgen.teacher import TeacherConfig, TeacherTrainer
 
 CPU = torch.device("cpu")
 
