@@ -2,7 +2,7 @@
 
 Compares the SELU written with `exp` (privgen.activations) against `torch.selu`, whose CPU
 kernel goes through the slow `expm1`. At the default shape (1 x 28 x 28) the step trains on the
-embedded MNIST digits; other shapes use random images, because the step time does not depend
+embedded MNIST digits. Other shapes use random images, because the step time does not depend
 on the pixel values.
 
     python -m benchmarks.teacher_step [--width 32] [--channels 1] [--size 28] [--steps 30] [--repeats 3]

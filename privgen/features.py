@@ -3,7 +3,7 @@
 - `classifier` (the offline default): the penultimate layer (128-d) of a CNN trained on the real
   train split, so distances reflect what distinguishes the classes and nothing is downloaded.
 - `inception`: the 2048-d pool features of torchvision's Inception V3 with ImageNet weights, as
-  in the paper; the weights file must already be on disk because nothing is downloaded.
+  in the paper. The weights file must already be on disk, because nothing is downloaded.
 - `pixels`: flattened pixels scaled to [-1, 1]; cheap, for tests and tiny runs.
 """
 

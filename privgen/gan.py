@@ -1,9 +1,9 @@
 """Networks of the teacher: a conditional generator and a critic with a differentially private layer.
 
 The layout follows Triastcyn & Faltings, "Generating Artificial Data for Private Deep Learning"
-(arXiv 1803.03148), section 5.2: a critic of four SELU convolutions, a linear layer to a 64-d
-feature vector, the DP layer and a linear output; a generator of one linear layer, three SELU
-transposed convolutions, max pooling down to the image size and tanh. The paper gives no channel
+(arXiv 1803.03148), section 5.2. The critic has four SELU convolutions, a linear layer to a
+64-d feature vector, the DP layer and a linear output. The generator has one linear layer,
+three SELU transposed convolutions, max pooling down to the image size and tanh. The paper gives no channel
 counts. Here `width` w sets them: the critic has w, 2w, 4w and 4w channels, and the generator
 starts from 2w channels at a quarter of the image size, which at w = 32 on 32x32 images is the
 paper's 4096-d first layer.
@@ -75,7 +75,7 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(half_width, channels, kernel_size=4, stride=2, padding=1),
             # state size: C x 8s x 8s, twice the image size
         )
-        # NOTE: the paper applies SELU after all three transposed convolutions; the last one here
+        # NOTE: the paper applies SELU after all three transposed convolutions. Here the last one
         # feeds the pool and tanh directly, because SELU before tanh would squash negative pixels.
         self.pool = nn.MaxPool2d(kernel_size=2)
 

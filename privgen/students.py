@@ -1,6 +1,6 @@
 """Student classifiers and their training with early stopping on a validation split.
 
-Students are trained only on artificial data and tested once on the real test split; their
+Students are trained only on artificial data and tested once on the real test split. Their
 model selection (the epoch to keep) uses a validation split of the same artificial data.
 The same models trained on the real train split give the non-private baseline.
 """

@@ -2,7 +2,7 @@
 
 Settings follow Triastcyn & Faltings (arXiv 1803.03148), section 5.2: Adam with learning rate
 1e-4 and betas (0, 0.9), batch 64, five critic steps per generator step, gradient-penalty
-weight 10. Only the critic sees real images, so only the critic carries the Gaussian mechanism.
+weight 10. Only the critic reads real images, so only the critic carries the Gaussian mechanism.
 """
 
 from __future__ import annotations

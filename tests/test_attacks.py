@@ -40,7 +40,8 @@ def test_inversion_moves_towards_class_template():
     image, cost, steps = invert_class(model, 0, torch.zeros(1, 4, 4), InversionConfig(max_steps=200, learning_rate=0.5))
     assert cost < 0.01
     assert image[0, 0, :].mean() > image[0, 1:, 0].mean()
-    assert image.min() >= -1 and image.max() <= 1
+    assert image.min() >= -1
+    assert image.max() <= 1
 
 
 def test_inversion_stops_at_cost_threshold():

@@ -65,5 +65,6 @@ def test_load_corrupt_image_set(tmp_path):
 def test_pixel_scaling_round_trip():
     images = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
     tensor = images_to_tensor(images)
-    assert tensor.min() == -1 and tensor.max() == 1
+    assert tensor.min() == -1
+    assert tensor.max() == 1
     assert np.array_equal(tensor_to_images(tensor), images)

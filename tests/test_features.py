@@ -32,7 +32,8 @@ def test_inception_features_are_2048_pool_features(inception_file, channels):
     model = load_inception(str(path), CPU)
     images = tiny_images(2, channels)
     real, artificial, description = extract_features("inception", images, images, CPU, inception_weights=str(path))
-    assert real.shape == (2, 2048) and real.dtype == np.float32
+    assert real.shape == (2, 2048)
+    assert real.dtype == np.float32
     assert np.array_equal(real, artificial)
     assert description["extractor"] == "inception"
     # The loaded weights are the file's: the pool features equal those of the network that wrote it.
@@ -76,7 +77,8 @@ def test_pixel_features_scale_and_dimension():
     images = tiny_images(4)
     real, _, description = extract_features("pixels", images, images, CPU)
     assert real.shape == (4, 784)
-    assert real.min() >= -1 and real.max() <= 1
+    assert real.min() >= -1
+    assert real.max() <= 1
     assert "state_dict" not in description
 
 
@@ -84,7 +86,8 @@ def test_classifier_features_dimension_and_weights():
     rng = np.random.default_rng(1)
     images = ImageSet(rng.integers(0, 256, (60, 1, 28, 28), dtype=np.uint8), np.arange(60, dtype=np.int64) % 3, ["a", "b", "c"])
     real, artificial, description = extract_features("classifier", images, images.subset(np.arange(10)), CPU, epochs=1)
-    assert real.shape == (60, 128) and artificial.shape == (10, 128)
+    assert real.shape == (60, 128)
+    assert artificial.shape == (10, 128)
     assert "state_dict" in description
 
 

@@ -45,7 +45,8 @@ def test_generator_output_shape_and_range(channels, size):
     generator = Generator(num_classes=10, channels=channels, image_size=size, width=8)
     images = generator(torch.randn(5, NOISE_DIM), torch.arange(5))
     assert images.shape == (5, channels, size, size)
-    assert images.min() >= -1 and images.max() <= 1
+    assert images.min() >= -1
+    assert images.max() <= 1
 
 
 @pytest.mark.parametrize("conditioning", ["projection", "concat"])

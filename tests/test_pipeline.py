@@ -53,7 +53,8 @@ def test_repro_metrics_present_and_in_range(reproduced):
     assert privacy["mu"] >= privacy["mean_loss"]
     assert 1 <= privacy["neighbours"] <= TINY_PARAMS["privacy"]["max_neighbours"]
     assert privacy["pairs"] == TINY_PARAMS["privacy"]["pairs"]
-    assert privacy["extractor"] == "classifier" and privacy["dimension"] == 128
+    assert privacy["extractor"] == "classifier"
+    assert privacy["dimension"] == 128
     for name in ("cnn", "logistic", "mlp"):
         for source in ("artificial", "real"):
             assert 0.0 <= metrics["students"][name][source]["test_accuracy"] <= 1.0
@@ -68,14 +69,16 @@ def test_repro_metrics_present_and_in_range(reproduced):
         assert attack[target]["recognition_rate"] in [index / 10 for index in range(11)]
         assert 0.0 <= attack[target]["mean_evaluator_probability"] <= 1.0
     dpsgd = attack["dpsgd"]
-    assert 0 < dpsgd["epsilon"] <= 1.0 and dpsgd["delta"] == 1e-5
+    assert 0 < dpsgd["epsilon"] <= 1.0
+    assert dpsgd["delta"] == 1e-5
     assert dpsgd["steps"] == TINY_PARAMS["attack"]["dp_epochs"] * 32  # 4,000 images at an expected batch of 128
     assert 0.0 <= dpsgd["test_accuracy"] <= 1.0
     assert attack["feature_space"] == {"extractor": "classifier", "dimension": 128}
     assert attack["evaluator"]["real_train_accuracy"] > 0.5
     release = attack["membership"]["release"]
     assert release["space"] == "pixels"
-    assert release["members"] == 4000 and release["non_members"] == 1000
+    assert release["members"] == 4000
+    assert release["non_members"] == 1000
     assert 0.0 <= release["auc_low"] <= release["auc_high"] <= 1.0
     assert 0.0 <= release["auc"] <= 1.0
     for name in ("cnn_real", "cnn_artificial", "mlp_real", "mlp_artificial", "mlp_dpsgd"):
@@ -161,7 +164,8 @@ def test_bad_param_fails_and_keeps_outputs(tmp_path, overrides, message):
     result = run(["dvc", "repro", "train_teacher"], repo, check=False)
     assert result.returncode != 0
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(error_lines) == 1 and message in error_lines[0]
+    assert len(error_lines) == 1
+    assert message in error_lines[0]
     assert {path: file_digest(path) for path in outputs} == before
 
 

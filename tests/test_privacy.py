@@ -105,7 +105,7 @@ def test_semivariance_bound_by_hand():
     assert mu == pytest.approx(3.0 + 1.5 / 0.1)
 
 
-def test_saw_yang_mo_tends_to_chebyshev_for_many_samples():
+def test_saw_yang_mo_large_sample_limit():
     # With N -> infinity the bound is 1 / lambda^2, so lambda -> 1 / sqrt(gamma).
     assert saw_yang_mo_lambda(10**8, 0.01) == pytest.approx(10.0, rel=1e-3)
 

@@ -128,7 +128,8 @@ def test_generator_reloads_and_samples_labelled_images(tmp_path):
     generator, state = load_generator(tmp_path / "teacher.pt", CPU)
     labels = balanced_labels(10, 4)
     images = sample(generator, labels, seed=0, device=CPU, batch_size=3)
-    assert images.shape == (10, 1, 28, 28) and images.dtype == np.uint8
+    assert images.shape == (10, 1, 28, 28)
+    assert images.dtype == np.uint8
     assert np.array_equal(images, sample(generator, labels, seed=0, device=CPU))
     assert state["class_names"] == ["a", "b", "c", "d"]
 
