@@ -122,3 +122,34 @@ def test_interrupted_stage_resumes_to_same_weights(prepared_copy):
     for part in ("generator", "critic"):
         for name, value in uninterrupted[part].items():
             assert torch.equal(value, resumed[part][name]), f"{part}.{name}"
+
+
+def test_stage_rejects_checkpoint_of_other_run(prepared_copy):
+    from privgen.data import load_image_set
+    from privgen.teacher import TeacherTrainer
+
+    folder = prepared_copy / "models/foreign_checkpoints"
+    concat = train_command("models/concat.pt")
+    concat[concat.index("--checkpoint_dir") + 1] = str(folder)
+    concat[concat.index("--iterations") + 1] = "5"
+    run(concat + ["--conditioning", "concat"], prepared_copy)
+    (written,) = folder.glob("*.pt")
+
+    # Put the concat run's checkpoint where a projection run of the same data looks for its own.
+    projection_config = TeacherConfig(iterations=5, width=4, batch_size=8, seed=42, conditioning="projection")
+    trainer = TeacherTrainer(projection_config, load_image_set(prepared_copy / "data/prepared/train.npz"), torch.device("cpu"))
+    target = trainer.checkpoint_path(folder)
+    written.rename(target)
+    before = target.read_bytes()
+
+    projection = train_command("models/projection.pt")
+    projection[projection.index("--checkpoint_dir") + 1] = str(folder)
+    projection[projection.index("--iterations") + 1] = "5"
+    result = run(projection + ["--conditioning", "projection"], prepared_copy, check=False)
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1
+    assert "conditioning 'concat'" in error_lines[0]
+    assert "delete it to start a new run" in error_lines[0]
+    assert target.read_bytes() == before
+    assert not (prepared_copy / "models/projection.pt").exists()
