@@ -18,7 +18,7 @@ import typer
 
 from privgen.attacks import InversionConfig, class_examples, invert_and_measure, train_evaluator
 from privgen.checkpoints import load_student, save_student
-from privgen.data import load_image_set
+from privgen.data import load_image_set, stratified_split
 from privgen.dpsgd import ACCOUNTANTS, DPSGDConfig, train_dp_student
 from privgen.errors import PrivgenError
 from privgen.features import load_feature_space
@@ -35,9 +35,9 @@ dp_defaults = DPSGDConfig()
 # Rows of plots/inversion.png after the real examples, in the order of figure 2 of Triastcyn and
 # Faltings (arXiv 1803.03148): the non-private model, the model trained on artificial data, DP-SGD.
 INVERSION_TARGETS = {"mlp_real": "real data", "mlp_artificial": "artificial data", "mlp_dpsgd": "DP-SGD"}
-# NOTE: the members are the whole real train split, but the students trained on real data chose
-# their epoch on a share of it that they never fitted (students.validation_fraction, 10 % by
-# default), so their loss-attack AUC slightly understates the leak.
+# The students trained on real data fitted the real train split less the share that their model
+# selection held out (students.validation_fraction); only the fitted images are their members.
+# The other targets take the whole real train split as members.
 LOSS_ATTACK_TARGETS = ("cnn_real", "cnn_artificial", "mlp_real", "mlp_artificial", "mlp_dpsgd")
 
 
@@ -57,7 +57,8 @@ def main(
     evaluator_epochs: Annotated[int, typer.Option("--evaluator_epochs", help="Maximum training epochs of the evaluation CNN.")] = 10,
     bootstrap_resamples: Annotated[int, typer.Option("--bootstrap_resamples", help="Bootstrap resamples behind each ROC AUC interval.")] = 1000,
     inception_weights: Annotated[str, typer.Option("--inception_weights", help="Local Inception V3 weights file, needed when the features are `inception`.")] = "",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of DP-SGD, the evaluator and the bootstrap.")] = 42,
+    validation_fraction: Annotated[float, typer.Option("--validation_fraction", help="Share of the real train split that the real-data students held out for model selection (students.validation_fraction).")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of DP-SGD, the evaluator and the bootstrap; with validation_fraction it rebuilds the students' split.")] = 42,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     train: Annotated[str, typer.Option("--train", help="Prepared real train split (the members).")] = "data/prepared/train.npz",
     test: Annotated[str, typer.Option("--test", help="Prepared real test split (the non-members).")] = "data/prepared/test.npz",
@@ -114,9 +115,11 @@ def main(
         # Membership inference on the release and on the students.
         release_result = release_membership(real_train, real_test, release, bootstrap_resamples, seed, run_device)
         log.info("membership on the release: ROC AUC %.4f [%.4f, %.4f]", release_result.auc, release_result.auc_low, release_result.auc_high)
+        real_fitted, _ = stratified_split(real_train, validation_fraction, seed)
         student_attacks = {}
         for name in LOSS_ATTACK_TARGETS:
-            result, advantage = loss_threshold_attack(models[name], real_train, real_test, bootstrap_resamples, seed, run_device)
+            members = real_fitted if name.endswith("_real") else real_train
+            result, advantage = loss_threshold_attack(models[name], members, real_test, bootstrap_resamples, seed, run_device)
             student_attacks[name] = {**result.summary(), "advantage": advantage}
             log.info("loss-threshold attack on %s: ROC AUC %.4f [%.4f, %.4f]", name, result.auc, result.auc_low, result.auc_high)
 

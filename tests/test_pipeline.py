@@ -86,6 +86,12 @@ def test_repro_metrics_present_and_in_range(reproduced):
         assert 0.0 <= student["auc_low"] <= student["auc_high"] <= 1.0
         assert 0.0 <= student["auc"] <= 1.0
         assert -1.0 <= student["advantage"] <= 1.0
+        assert student["non_members"] == 1000
+    # The real-data students fitted 360 of the 400 train images per class; the rest chose their epoch.
+    for name in ("cnn_real", "mlp_real"):
+        assert attack["membership"]["students"][name]["members"] == 3600
+    for name in ("cnn_artificial", "mlp_artificial", "mlp_dpsgd"):
+        assert attack["membership"]["students"][name]["members"] == 4000
 
 
 def test_artificial_set_is_class_balanced(reproduced):
