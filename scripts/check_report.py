@@ -30,9 +30,10 @@ from privgen.runtime import stage_errors
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-# Headless flags that keep Chromium off the network and away from any existing profile.
+# Headless flags that keep Chromium off the network, away from any existing profile, and off
+# /dev/shm, which containers often keep small.
 HEADLESS_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )  # fmt: skip
 # Milliseconds of virtual time Chromium grants the page to load before it dumps the DOM.
