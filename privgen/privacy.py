@@ -142,22 +142,40 @@ def chebyshev_semivariance_mu(losses: np.ndarray, gamma: float) -> tuple[float, 
     return mean, semi_deviation, mean + semi_deviation / math.sqrt(gamma)
 
 
-def saw_yang_mo_lambda(samples: int, gamma: float) -> float | None:
-    """Return the smallest lambda with P(|L - mean| >= lambda s) <= gamma for a new draw, or None if none exists.
+def saw_yang_mo_bound(samples: int, lam: float) -> float:
+    """Return the bound on P(|L - m| >= lam s) for a new draw L, given m and s (ddof = 1) of N draws.
 
-    The finite-sample Chebyshev inequality of Saw, Yang and Mo (1984), in the simplified form
-    P(|L - m| >= lambda s) <= floor((N + 1) / N * ((N - 1) / lambda^2 + 1)) / (N + 1), where m
-    and s (ddof = 1) come from N samples. The right side never falls below 1 / (N + 1), so
-    smaller gammas are unsupported. The two-sided event contains the one-sided one.
-    NOTE: the simplified form is quoted from secondary sources (Kaban 2012), not checked
-    against the 1984 paper.
+    The exchangeability argument of Saw, Yang and Mo (1984): over the N + 1 draws, the
+    probability equals the expected share of points whose leave-one-out deviation reaches
+    lam s. Such a point carries at least the fraction c = lam^2 N^2 / ((N + 1)(N^2 - 1 + N lam^2))
+    of the total squared deviation of the N + 1 draws, so at most floor(1 / c) of them exist:
+    P <= floor((N + 1) / N * ((N^2 - 1) / (N lam^2) + 1)) / (N + 1). Saw, Yang and Mo sharpen
+    the count with the zero sum of the deviations, so this bound is never below theirs. It is
+    attained: for N = 9 and draws (1, -1, 0, ..., 0), both non-zero draws lie 10/3 s from the
+    mean of the other nine, and the bound at lam = 10/3 is 2/10.
+    """
+    n = samples
+    if n < 2 or lam <= 0:
+        return 1.0
+    count = math.floor((n + 1) / n * ((n * n - 1) / (n * lam * lam) + 1))
+    return min(1.0, count / (n + 1))
+
+
+def saw_yang_mo_lambda(samples: int, gamma: float) -> float | None:
+    """Return the infimum of the lambdas whose bound is at most gamma, or None if none exists.
+
+    Every lambda above the returned value has saw_yang_mo_bound(N, lambda) <= gamma, so
+    P(L - m > lambda s) <= gamma at the returned lambda itself. The count in the bound never
+    falls below 1, so gammas under 1 / (N + 1) are unsupported. The two-sided event contains
+    the one-sided one.
     """
     n = samples
     if n < 2 or gamma < 1.0 / (n + 1):
         return None
-    allowed = math.floor(gamma * (n + 1))  # the floor term must not exceed this integer
+    allowed = math.floor(gamma * (n + 1))  # the largest count whose share is at most gamma
+    # floor(x) <= allowed exactly when x < allowed + 1; solve that for lambda^2.
     denominator = (allowed + 1) * n / (n + 1) - 1.0
-    return math.sqrt((n - 1) / denominator)
+    return math.sqrt((n * n - 1) / (n * denominator))
 
 
 def privacy_bound(losses: np.ndarray, gamma: float) -> PrivacyBound:

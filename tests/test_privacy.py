@@ -12,6 +12,7 @@ from privgen.privacy import (
     naive_pair_loss,
     perez_cruz_kl,
     privacy_bound,
+    saw_yang_mo_bound,
     saw_yang_mo_lambda,
 )
 
@@ -111,8 +112,42 @@ def test_saw_yang_mo_large_sample_limit():
 
 
 def test_saw_yang_mo_by_hand():
-    # N = 9, gamma = 0.3: allowed floor value 3, so lambda^2 > 8 / (4 * 9 / 10 - 1) = 8 / 2.6
-    assert saw_yang_mo_lambda(9, 0.3) == pytest.approx(math.sqrt(8 / 2.6))
+    # N = 9, gamma = 0.3: allowed count 3, so lambda^2 > (81 - 1) / (9 * (4 * 9 / 10 - 1)) = 80 / 23.4
+    assert saw_yang_mo_lambda(9, 0.3) == pytest.approx(math.sqrt(80 / 23.4))
+
+
+def leave_one_out_share(values: np.ndarray, lam: float) -> float:
+    """Return the share of values at least lam sample deviations (ddof = 1) from the mean of the others."""
+    hits = 0
+    for index, value in enumerate(values):
+        others = np.delete(values, index)
+        hits += abs(value - others.mean()) >= lam * others.std(ddof=1)
+    return hits / len(values)
+
+
+def test_saw_yang_mo_attained_by_two_outliers():
+    # Under exchangeability the probability for a new draw is exactly the leave-one-out share.
+    values = np.array([1.0, -1.0] + [0.0] * 8)
+    assert leave_one_out_share(values, 3.3) == 0.2
+    assert saw_yang_mo_bound(9, 3.3) == 0.2
+    assert saw_yang_mo_lambda(9, 0.1) == pytest.approx(10 / 3)
+
+
+@pytest.mark.parametrize("draw", ["normal", "exponential", "pareto", "two_points"])
+def test_saw_yang_mo_covers_leave_one_out_share(draw):
+    rng = np.random.default_rng(3)
+    samples = {
+        "normal": lambda: rng.normal(size=12),
+        "exponential": lambda: rng.exponential(size=12),
+        "pareto": lambda: rng.pareto(1.5, size=12),
+        "two_points": lambda: rng.choice([0.0, 1.0], p=[0.9, 0.1], size=12),
+    }[draw]
+    for _ in range(50):
+        values = samples()
+        if values.std() == 0:
+            continue
+        for lam in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
+            assert leave_one_out_share(values, lam) <= saw_yang_mo_bound(11, lam)
 
 
 def test_saw_yang_mo_unsupported_gamma():
