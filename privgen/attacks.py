@@ -24,6 +24,11 @@ from privgen.students import ConvStudent, TrainingConfig, train_student
 log = logging.getLogger("privgen.attacks")
 
 EVALUATOR_VALIDATION_FRACTION = 0.1
+# The models that the attack stage inverts, in the row order of figure 2 of Triastcyn and Faltings
+# (arXiv 1803.03148): the non-private model, the model trained on artificial data, DP-SGD.
+INVERSION_TARGETS = {"mlp_real": "real data", "mlp_artificial": "artificial data", "mlp_dpsgd": "DP-SGD"}
+# Row labels of plots/inversion.png: the real class examples, then one row per inverted model.
+INVERSION_ROWS = ["real examples", *(f"MLP, {label}" for label in INVERSION_TARGETS.values())]
 
 
 @dataclass

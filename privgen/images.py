@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,11 @@ from privgen.errors import PrivgenError
 from privgen.files import atomic_path
 
 
-def tile(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
+# White pixels around and between the images of a grid, before any enlargement.
+PADDING = 2
+
+
+def tile(images: np.ndarray, columns: int, padding: int = PADDING) -> np.ndarray:
     """Lay out uint8 images (N x C x H x W) row by row into one H' x W' x C array with a white border."""
     count, channels, height, width = images.shape
     rows = max(1, -(-count // columns))
@@ -57,12 +62,35 @@ def save_grid(path: str | Path, images: np.ndarray, columns: int, scale: int = 2
         picture.save(temporary, format="PNG")
 
 
-def save_labelled_rows(path: str | Path, rows: list[np.ndarray], labels: list[str], scale: int = 2, label_width: int = 110) -> None:
+# Pixels left of the images in a labelled grid, where the row names go.
+LABEL_WIDTH = 110
+
+
+def read_labelled_row(png: bytes, row: int, row_count: int, scale: int = 2) -> np.ndarray:
+    """Return row `row` of a PNG that `save_labelled_rows` wrote with `row_count` rows and `scale`, as H x W x C uint8.
+
+    The row comes without its name and with the white border around its images.
+    """
+    try:
+        picture = Image.open(io.BytesIO(png))
+        picture.load()
+    except (OSError, SyntaxError) as error:
+        raise PrivgenError(f"the labelled image grid cannot be read ({error}); regenerate it with the stage that wrote it") from None
+    # The grid is scale * (row_count * (image height + padding) + padding) pixels high.
+    step, remainder = divmod(picture.height // scale - PADDING, row_count)
+    if remainder or picture.height % scale or step <= PADDING or picture.width <= LABEL_WIDTH or not 0 <= row < row_count:
+        raise PrivgenError(f"a {picture.width} x {picture.height} image has no row {row} of a labelled grid of {row_count} rows; regenerate it")
+    top, bottom = scale * row * step, scale * ((row + 1) * step + PADDING)
+    pixels = np.asarray(picture.crop((LABEL_WIDTH, top, picture.width, bottom)))
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def save_labelled_rows(path: str | Path, rows: list[np.ndarray], labels: list[str], scale: int = 2) -> None:
     """Write rows of uint8 images (each N x C x H x W, N the same for all) as a PNG grid, each row named at its left, atomically."""
     columns = len(rows[0])
     picture = grid_picture(np.concatenate(rows), columns, scale)
-    labelled = Image.new(picture.mode, (picture.width + label_width, picture.height), "white")
-    labelled.paste(picture, (label_width, 0))
+    labelled = Image.new(picture.mode, (picture.width + LABEL_WIDTH, picture.height), "white")
+    labelled.paste(picture, (LABEL_WIDTH, 0))
     draw = ImageDraw.Draw(labelled)
     font = ImageFont.load_default()
     row_height = picture.height / len(rows)

@@ -53,9 +53,29 @@ def save_loss_curves(path: str | Path, losses: pd.DataFrame) -> None:
     save_figure(figure, path)
 
 
-def save_tradeoff(path: str | Path, mu: np.ndarray, accuracy: np.ndarray, labels: list[str], baseline: float | None, student: str, gamma: float | None) -> None:
-    """Draw accuracy against mu, one labelled point per experiment, with the real-data accuracy as a dashed line."""
-    figure, axes = plt.subplots(figsize=(5.5, 4), dpi=100)
+def save_tradeoff(
+    path: str | Path,
+    mu: np.ndarray,
+    accuracy: np.ndarray,
+    labels: list[str],
+    baseline: float | None,
+    student: str,
+    gamma: float | None,
+    strips: list[tuple[str, np.ndarray]],
+) -> None:
+    """Draw accuracy against mu, one labelled point per experiment, with the real-data accuracy as a dashed line.
+
+    Each of `strips`, a title and an H x W x C uint8 image, is drawn in its own panel under the curve.
+    """
+    curve_height, strip_height = 4.0, 0.8
+    figure = plt.figure(figsize=(5.5, curve_height + strip_height * len(strips)), dpi=100)
+    panels = figure.add_gridspec(1 + len(strips), 1, height_ratios=[curve_height, *[strip_height] * len(strips)])
+    axes = figure.add_subplot(panels[0])
+    for index, (title, strip) in enumerate(strips, start=1):
+        strip_axes = figure.add_subplot(panels[index])
+        strip_axes.imshow(strip[..., 0] if strip.shape[2] == 1 else strip, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        strip_axes.set_title(title, fontsize=9)
+        strip_axes.axis("off")
     order = np.argsort(mu)
     axes.plot(mu[order], accuracy[order], color="#4c72b0", marker="o")
     for x, y, label in zip(mu, accuracy, labels):

@@ -8,8 +8,10 @@ Run it in the repository after a sweep over `gan.sigma`:
     python -m privgen.tradeoff
 
 It reads `dvc exp show --json` and writes plots/tradeoff.csv (mu, student accuracies and attack
-results per sigma) and plots/tradeoff.png (accuracy against mu, each point labelled with its
-sigma). In that JSON (DVC 3.67) the top level lists the workspace and the baseline commits. Each
+results per sigma) and plots/tradeoff.png: accuracy against mu, each point labelled with its
+sigma, and below it the model inversion reconstructions of the MLP trained on each experiment's
+artificial data, as in figure 3 of Triastcyn and Faltings. Those come from the copy of
+plots/inversion.png that each experiment's git commit keeps. In that JSON (DVC 3.67) the top level lists the workspace and the baseline commits. Each
 commit's `experiments` lists entries with an `executor` (null for an experiment run in the
 workspace, else its `state`: queued, running, success or failed) and `revs`, whose `data`
 contains `params` and `metrics` keyed by file. A queued or failed experiment still carries `data`,
@@ -26,11 +28,14 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 
+from privgen.attacks import INVERSION_ROWS, INVERSION_TARGETS
 from privgen.errors import PrivgenError
 from privgen.files import write_csv
+from privgen.images import read_labelled_row
 from privgen.plots import save_tradeoff
 from privgen.runtime import stage_errors, start_stage
 
@@ -54,7 +59,10 @@ METRIC_COLUMNS = {
     "release_membership_auc": (ATTACK, "membership.release.auc"),
     "cnn_artificial_loss_attack_auc": (ATTACK, "membership.students.cnn_artificial.auc"),
 }
-COLUMNS = ["sigma", *METRIC_COLUMNS, "experiment", "commit", "timestamp"]
+COLUMNS = ["sigma", *METRIC_COLUMNS, "experiment", "commit", "revision", "timestamp"]
+INVERSION_GRID = "plots/inversion.png"
+# The inverted model whose reconstructions the figure shows under the curve.
+STRIP_TARGET = "mlp_artificial"
 STUDENT_NAMES = ("cnn", "logistic", "mlp")
 
 
@@ -76,7 +84,7 @@ def experiment_row(revision: dict, commit: str) -> dict:
     row = {"sigma": lookup(params, "data.gan.sigma")}
     for column, (metrics_file, key) in METRIC_COLUMNS.items():
         row[column] = lookup(metrics.get(metrics_file), f"data.{key}")
-    row.update({"experiment": revision.get("name") or revision["rev"][:7], "commit": commit[:7], "timestamp": data.get("timestamp")})
+    row.update({"experiment": revision.get("name") or revision["rev"][:7], "commit": commit[:7], "revision": revision["rev"], "timestamp": data.get("timestamp")})
     return row
 
 
@@ -130,13 +138,31 @@ def head_commit(repo: Path) -> str:
     return result.stdout.strip()
 
 
-def plot_tradeoff(path: str | Path, table: pd.DataFrame, student: str) -> None:
+def reconstruction_strip(repo: Path, revision: str) -> np.ndarray | None:
+    """Return the reconstructions of the artificial-data MLP in an experiment's commit, or None where they cannot be read."""
+    result = subprocess.run(["git", "show", f"{revision}:{INVERSION_GRID}"], cwd=repo, capture_output=True)
+    if result.returncode != 0:
+        log.warning("experiment commit %s has no readable %s, so its reconstructions are left out of the figure", revision[:7], INVERSION_GRID)
+        return None
+    try:
+        return read_labelled_row(result.stdout, 1 + list(INVERSION_TARGETS).index(STRIP_TARGET), len(INVERSION_ROWS))
+    except PrivgenError as error:
+        log.warning("reconstructions of experiment commit %s are left out of the figure: %s", revision[:7], error)
+        return None
+
+
+def plot_tradeoff(path: str | Path, table: pd.DataFrame, student: str, repo: Path) -> None:
     plotted = table.dropna(subset=["mu", f"{student}_accuracy"])
     plotted = plotted[plotted["mu"].map(math.isfinite)]
     if len(plotted) < len(table):
         log.warning("%d experiment(s) lack a finite mu or a %s accuracy and are left out of the figure", len(table) - len(plotted), student)
     baselines = plotted[f"{student}_real_accuracy"].dropna()
     gammas = plotted["gamma"].dropna().unique()
+    strips = []
+    for row in plotted.sort_values("mu").itertuples():
+        strip = reconstruction_strip(repo, row.revision)
+        if strip is not None:
+            strips.append((f"sigma = {row.sigma:g}, mu = {row.mu:.3g}", strip))
     save_tradeoff(
         path,
         plotted["mu"].to_numpy(dtype=float),
@@ -145,6 +171,7 @@ def plot_tradeoff(path: str | Path, table: pd.DataFrame, student: str) -> None:
         float(baselines.mean()) if len(baselines) else None,
         student,
         float(gammas[0]) if len(gammas) == 1 else None,
+        strips,
     )
 
 
@@ -173,7 +200,7 @@ def main(
                 "run it with `dvc queue start`, and wait until `dvc queue status` shows it done"
             )
         write_csv(repo / csv, table)
-        plot_tradeoff(repo / png, table, student)
+        plot_tradeoff(repo / png, table, student, repo)
         log.info("trade-off of %d experiment(s), sigma = %s: %s and %s", len(table), ", ".join(f"{value:g}" for value in table["sigma"]), csv, png)
 
 

@@ -16,7 +16,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from privgen.attacks import InversionConfig, class_examples, invert_and_measure, train_evaluator
+from privgen.attacks import INVERSION_ROWS, INVERSION_TARGETS, InversionConfig, class_examples, invert_and_measure, train_evaluator
 from privgen.checkpoints import load_student, save_student
 from privgen.data import load_image_set, stratified_split
 from privgen.dpsgd import ACCOUNTANTS, DPSGDConfig, train_dp_student
@@ -32,9 +32,6 @@ log = logging.getLogger("privgen.attack")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 inversion_defaults = InversionConfig()
 dp_defaults = DPSGDConfig()
-# Rows of plots/inversion.png after the real examples, in the order of figure 2 of Triastcyn and
-# Faltings (arXiv 1803.03148): the non-private model, the model trained on artificial data, DP-SGD.
-INVERSION_TARGETS = {"mlp_real": "real data", "mlp_artificial": "artificial data", "mlp_dpsgd": "DP-SGD"}
 # The students trained on real data fitted the real train split less the share that their model
 # selection held out (students.validation_fraction); only the fitted images are their members.
 # The other targets take the whole real train split as members.
@@ -142,7 +139,7 @@ def main(
             "students": student_attacks,
         }
         save_student(dp_model, "mlp", dp_result.model, real_train.image_shape, real_train.num_classes)
-        save_labelled_rows(grid, rows, ["real examples", *(f"MLP, {label}" for label in INVERSION_TARGETS.values())])
+        save_labelled_rows(grid, rows, INVERSION_ROWS)
         write_json(metrics, report)
 
 

@@ -3,10 +3,14 @@
 import math
 import time
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 from pipeline_copy import ROOT, TINY_PARAMS, make_pipeline_copy, merge, run
-from privgen.tradeoff import COLUMNS, finished_experiments, tradeoff_table
+from privgen.attacks import INVERSION_ROWS
+from privgen.images import grid_picture, save_labelled_rows
+from privgen.tradeoff import COLUMNS, finished_experiments, reconstruction_strip, tradeoff_table
 
 HEAD = "a" * 40
 OLDER = "b" * 40
@@ -88,6 +92,7 @@ def test_finished_experiments_skip_queued_and_failed():
     assert rows[0]["release_membership_auc"] == 0.51
     assert rows[0]["cnn_accuracy"] is None  # absent from this experiment's students.json
     assert rows[0]["commit"] == "aaaaaaa"
+    assert rows[0]["revision"] == "done" * 4
 
 
 def test_finished_experiments_of_every_commit():
@@ -101,6 +106,30 @@ def test_table_keeps_newest_per_sigma_in_sigma_order():
     assert list(table["sigma"]) == [0, 2]
     assert list(table["experiment"]) == ["again", "inplace"]
     assert list(table["mu"]) == [31.0, 5.0]
+
+
+def commit_inversion_grid(repo, rows: list) -> str:
+    """Commit a labelled grid as plots/inversion.png in a new git repository; return the commit."""
+    (repo / "plots").mkdir(parents=True)
+    save_labelled_rows(repo / "plots/inversion.png", rows, INVERSION_ROWS)
+    run(["git", "init", "-q"], repo)
+    run(["git", "add", "plots/inversion.png"], repo)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "grid"], repo)
+    return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+
+
+def test_reconstruction_strip_reads_artificial_row(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 256, (10, 1, 28, 28), dtype=np.uint8) for _ in INVERSION_ROWS]
+    commit = commit_inversion_grid(tmp_path, rows)
+    expected = np.asarray(grid_picture(rows[INVERSION_ROWS.index("MLP, artificial data")], columns=10))[..., None]
+    np.testing.assert_array_equal(reconstruction_strip(tmp_path, commit), expected)
+
+
+def test_reconstruction_strip_missing_commit(tmp_path, caplog):
+    commit_inversion_grid(tmp_path, [np.zeros((10, 1, 28, 28), dtype=np.uint8)] * len(INVERSION_ROWS))
+    assert reconstruction_strip(tmp_path, "c" * 40) is None
+    assert "experiment commit ccccccc has no readable plots/inversion.png" in caplog.text
 
 
 def test_collect_without_experiments_fails_in_one_line(tmp_path):
@@ -140,8 +169,10 @@ def test_sigma_sweep_collects_one_row_per_sigma(tmp_path):
     assert table["mlp_accuracy"].between(0, 1).all()
     assert table["release_membership_auc"].between(0, 1).all()
     assert (table["gamma"] == 1e-5).all()
-    png = (repo / "plots/tradeoff.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
+    # The curve takes 4 inches and each experiment's reconstructions 0.8 inch more, at 100 dpi.
+    with Image.open(repo / "plots/tradeoff.png") as figure:
+        assert figure.format == "PNG"
+        assert figure.size == (550, 400 + 80 * len(SWEEP_SIGMAS))
 
 
 def test_collect_rejects_unknown_student(tmp_path):
