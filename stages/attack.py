@@ -32,9 +32,9 @@ log = logging.getLogger("privgen.attack")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 inversion_defaults = InversionConfig()
 dp_defaults = DPSGDConfig()
-# The students trained on real data fitted the real train split less the share that their model
-# selection held out (students.validation_fraction); only the fitted images are their members.
-# The other targets take the whole real train split as members.
+# The students trained on real data held out a share of the real train split for model selection
+# (students.validation_fraction), so only the images they fitted are their members. The other
+# targets take the whole real train split as members.
 LOSS_ATTACK_TARGETS = ("cnn_real", "cnn_artificial", "mlp_real", "mlp_artificial", "mlp_dpsgd")
 
 
