@@ -31,6 +31,9 @@ from privgen.runtime import console
 log = logging.getLogger("privgen.teacher")
 
 CHECKPOINT_FORMAT = 1
+# Modules of this package whose source determines the trained weights: a change to any of them
+# starts a new run instead of resuming an old checkpoint.
+TRAINING_MODULES = ("activations.py", "data.py", "distributed.py", "gan.py", "teacher.py")
 
 
 @dataclass
@@ -68,7 +71,7 @@ class TeacherConfig:
             raise PrivgenError(f"gan.conditioning is {self.conditioning!r}; choose one of {', '.join(CONDITIONINGS)}")
 
     def run_key(self, data_fingerprint: str) -> str:
-        """Hash the settings that define a training run, so a checkpoint resumes only the same run.
+        """Hash the settings, data and training code that define a run, so a checkpoint resumes only the same run.
 
         The logging and checkpoint intervals are left out because they do not change the weights.
         """
@@ -76,7 +79,17 @@ class TeacherConfig:
         for name in ("log_interval", "checkpoint_interval"):
             identity.pop(name)
         identity["data"] = data_fingerprint
+        identity["code"] = code_fingerprint()
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_fingerprint(package: Path = Path(__file__).parent) -> str:
+    """Hash the source of the modules in `package` that determine the trained weights."""
+    digest = hashlib.sha256()
+    for module in TRAINING_MODULES:
+        digest.update(module.encode())
+        digest.update((package / module).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def fingerprint(image_set: ImageSet) -> str:
@@ -211,7 +224,7 @@ class TeacherTrainer:
         expected = self.config.run_key(self.data_fingerprint)
         if state["run_key"] != expected or list(state["image_shape"]) != list(self.image_shape):
             raise PrivgenError(
-                f"checkpoint {str(path)!r} was trained with other params or data (image shape "
+                f"checkpoint {str(path)!r} was trained with other params, data or training code (image shape "
                 f"{tuple(state['image_shape'])}, conditioning {state['config']['conditioning']!r}); "
                 "delete it to start a new run"
             )

@@ -1,15 +1,18 @@
 import dataclasses
 import os
+import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from privgen import teacher
 from privgen.data import ImageSet
 from privgen.errors import PrivgenError
 from privgen.sampling import balanced_labels, load_generator, sample
-from privgen.teacher import TeacherConfig, TeacherTrainer
+from privgen.teacher import TRAINING_MODULES, TeacherConfig, TeacherTrainer, code_fingerprint
 
 CPU = torch.device("cpu")
 
@@ -100,8 +103,36 @@ def test_checkpoint_of_other_run_is_rejected(tmp_path):
     trainer = TeacherTrainer(tiny_config(conditioning="concat"), tiny_set(), CPU)
     trainer.save(tmp_path / "run.pt")
     other = TeacherTrainer(tiny_config(conditioning="projection"), tiny_set(), CPU)
-    with pytest.raises(PrivgenError, match="other params or data.*conditioning 'concat'"):
+    with pytest.raises(PrivgenError, match="other params, data or training code.*conditioning 'concat'"):
         other.load(tmp_path / "run.pt")
+
+
+def test_checkpoint_of_other_code_is_rejected(tmp_path, monkeypatch):
+    trainer = TeacherTrainer(tiny_config(), tiny_set(), CPU)
+    trainer.save(tmp_path / "run.pt")
+    monkeypatch.setattr(teacher, "code_fingerprint", lambda: "0" * 16)
+    other = TeacherTrainer(tiny_config(), tiny_set(), CPU)
+    with pytest.raises(PrivgenError, match="other params, data or training code"):
+        other.load(tmp_path / "run.pt")
+
+
+def test_code_fingerprint_covers_training_modules(tmp_path):
+    package = Path(teacher.__file__).parent
+    copy = tmp_path / "privgen"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    original = code_fingerprint(copy)
+    assert original == code_fingerprint(package)
+
+    # A module that does not shape the weights leaves the fingerprint alone.
+    with open(copy / "plots.py", "a") as source:
+        source.write("# an edit\n")
+    assert code_fingerprint(copy) == original
+
+    for module in TRAINING_MODULES:
+        before = code_fingerprint(copy)
+        with open(copy / module, "a") as source:
+            source.write("# an edit\n")
+        assert code_fingerprint(copy) != before, module
 
 
 def test_diverged_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
