@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from privgen.data import ImageSet, images_to_tensor
+from privgen.data import ImageSet, images_to_tensor, stratified_split
 from privgen.errors import PrivgenError
 
 log = logging.getLogger("privgen.students")
@@ -171,6 +171,11 @@ def train_student(
     model.load_state_dict(best_state)
     result.best_epoch = best_epoch
     return result
+
+
+def selection_split(image_set: ImageSet, validation_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Split a student's training data into the part it fits and the validation part that selects its epoch."""
+    return stratified_split(image_set, validation_fraction, seed)
 
 
 def loss_correlation(first: list[float], second: list[float]) -> float | None:

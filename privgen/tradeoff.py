@@ -11,7 +11,9 @@ It reads `dvc exp show --json` and writes plots/tradeoff.csv (mu, student accura
 results per sigma) and plots/tradeoff.png: accuracy against mu, each point labelled with its
 sigma, and below it the model inversion reconstructions of the MLP trained on each experiment's
 artificial data, as in figure 3 of Triastcyn and Faltings. Those come from the copy of
-plots/inversion.png that each experiment's git commit keeps. In that JSON (DVC 3.67) the top level lists the workspace and the baseline commits. Each
+plots/inversion.png that each experiment's git commit keeps.
+
+In that JSON (DVC 3.67) the top level lists the workspace and the baseline commits. Each
 commit's `experiments` lists entries with an `executor` (null for an experiment run in the
 workspace, else its `state`: queued, running, success or failed) and `revs`, whose `data`
 contains `params` and `metrics` keyed by file. A queued or failed experiment still carries `data`,

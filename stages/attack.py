@@ -18,7 +18,7 @@ import typer
 
 from privgen.attacks import INVERSION_ROWS, INVERSION_TARGETS, InversionConfig, class_examples, invert_and_measure, train_evaluator
 from privgen.checkpoints import load_student, save_student
-from privgen.data import load_image_set, stratified_split
+from privgen.data import load_image_set
 from privgen.dpsgd import ACCOUNTANTS, DPSGDConfig, train_dp_student
 from privgen.errors import PrivgenError
 from privgen.features import load_feature_space
@@ -26,7 +26,7 @@ from privgen.files import require_file, write_json
 from privgen.images import save_labelled_rows
 from privgen.membership import loss_threshold_attack, release_membership
 from privgen.runtime import resolve_device, seed_everything, stage_errors, start_stage
-from privgen.students import evaluate
+from privgen.students import evaluate, selection_split
 
 log = logging.getLogger("privgen.attack")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -112,7 +112,7 @@ def main(
         # Membership inference on the release and on the students.
         release_result = release_membership(real_train, real_test, release, bootstrap_resamples, seed, run_device)
         log.info("membership on the release: ROC AUC %.4f [%.4f, %.4f]", release_result.auc, release_result.auc_low, release_result.auc_high)
-        real_fitted, _ = stratified_split(real_train, validation_fraction, seed)
+        real_fitted, _ = selection_split(real_train, validation_fraction, seed)
         student_attacks = {}
         for name in LOSS_ATTACK_TARGETS:
             members = real_fitted if name.endswith("_real") else real_train

@@ -15,10 +15,10 @@ import pandas as pd
 import typer
 
 from privgen.checkpoints import save_student
-from privgen.data import load_image_set, stratified_split
+from privgen.data import load_image_set
 from privgen.files import write_csv, write_json
 from privgen.runtime import resolve_device, seed_everything, start_stage, stage_errors
-from privgen.students import STUDENTS, TrainingConfig, build_student, evaluate, loss_correlation, train_student
+from privgen.students import STUDENTS, TrainingConfig, build_student, evaluate, loss_correlation, selection_split, train_student
 
 log = logging.getLogger("privgen.train_students")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -48,8 +48,8 @@ def main(
         real_train, real_test, artificial_set = load_image_set(train), load_image_set(test), load_image_set(artificial)
         run_device = resolve_device(device)
         sources = {
-            "artificial": stratified_split(artificial_set, validation_fraction, seed),
-            "real": stratified_split(real_train, validation_fraction, seed),
+            "artificial": selection_split(artificial_set, validation_fraction, seed),
+            "real": selection_split(real_train, validation_fraction, seed),
         }
         results: dict[str, dict] = {}
         curve_rows = []
